@@ -1,0 +1,5 @@
+import sys
+
+from quadviz.cli import main
+
+sys.exit(main())

@@ -1,0 +1,189 @@
+"""Online SGD of the quadratic network in torch, several seeds at once.
+
+Student f_W(x) = x^T W W^T x - ||W||_F^2, teacher f*(x) = x^T Q x - tr Q with
+Q = diag(lambda_1..lambda_r, 0..0), per-sample loss 1/2 (f_W(x) - y)^2. One
+step with a fresh batch X of shape (B, d):
+
+    Z    = X W                                       (B, m)
+    res  = rowsum(Z * Z) - ||W||_F^2 - y             (B,)
+    grad = (2/B) X^T (res Z) - 2 mean(res) W         (d, m)
+    W   <- W - lr grad
+
+All seeds share W_0 and differ in their batches, so the spread across seeds
+is the SGD noise alone. t = lr * step is the time of the population flow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from quadviz.config import Config
+from quadviz.result import OVERLAP_DIRECTIONS, Trajectory
+from quadviz.theory import lr_stability_limit
+
+log = logging.getLogger(__name__)
+
+# A run is called diverged once its risk exceeds this multiple of the initial
+# risk (plus one), or once any weight is not finite.
+DIVERGENCE_FACTOR = 1e4
+# Steps between two divergence checks when output times are far apart.
+CHECK_INTERVAL = 256
+
+
+def resolve_device(name: str) -> torch.device:
+    """torch device for "auto", "cpu" or "cuda"; "auto" takes CUDA if present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("invalid device='cuda': no CUDA device is available here")
+    return torch.device(name)
+
+
+def initial_weights(config: Config) -> np.ndarray:
+    """W_0 of shape (d, m) with i.i.d. N(0, sigma0^2 / d) entries, float64.
+
+    Drawn on the CPU from ``config.seed`` alone, so SGD on any device and the
+    population flow start from the same matrix.
+    """
+    gen = torch.Generator().manual_seed(config.seed)
+    W0 = torch.randn(config.d, config.width, generator=gen, dtype=torch.float64)
+    return (W0 * (config.sigma0 / math.sqrt(config.d))).numpy()
+
+
+def log_steps(num_steps: int, points: int) -> np.ndarray:
+    """Output steps: 0 and about ``points`` log-spaced steps up to num_steps."""
+    grid = np.unique(np.round(np.geomspace(1, num_steps, points)).astype(np.int64))
+    return np.concatenate([[0], grid])
+
+
+def population_risk(
+    W: torch.Tensor, lam: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact risk, recovery and W^T W spectrum for W of shape (S, d, m).
+
+    Risk ||M - Q||_F^2 = ||P P^T - Lambda||^2 + 2 tr(P G P^T) + ||G||^2 with
+    P = W[:r] and G = W_perp^T W_perp. Every term is a sum of squares or of
+    a positive quadratic form, so small risks keep full relative precision,
+    unlike ||W^T W||^2 - 2 sum lambda_j ||W_j||^2 + ||lambda||^2. Computed in
+    float64.
+    """
+    W = W.double()
+    r = lam.shape[0]
+    P, Wp = W[:, :r], W[:, r:]
+    G = Wp.transpose(1, 2) @ Wp
+    top = P @ P.transpose(1, 2) - torch.diag(lam)
+    cross = ((P @ G) * P).sum(dim=(1, 2))
+    risk = (top * top).sum(dim=(1, 2)) + 2.0 * cross + (G * G).sum(dim=(1, 2))
+    recovery = (P * P).sum(dim=2) / lam
+    gram = P.transpose(1, 2) @ P + G
+    spectrum = torch.linalg.eigvalsh(gram).flip(-1)
+    return risk, recovery, spectrum
+
+
+class OnlineSGD:
+    """Full d-dimensional online SGD for ``config.seeds`` seeds together."""
+
+    def __init__(self, config: Config, lam: np.ndarray, W0: np.ndarray):
+        config.check_sgd_memory()
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = getattr(torch, config.dtype)
+        self.r = lam.shape[0]
+        self.lam = torch.as_tensor(lam, device=self.device, dtype=self.dtype)
+        self.lam64 = torch.as_tensor(lam, device=self.device, dtype=torch.float64)
+        W = torch.as_tensor(W0, dtype=self.dtype).to(self.device)
+        self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
+        self.gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+
+    def step(self, n: int) -> None:
+        """Take n SGD steps in place."""
+        c = self.config
+        S, B, d = c.seeds, c.batch, c.d
+        lr = c.lr
+        for _ in range(n):
+            # sample: fresh Gaussian batch and teacher labels
+            X = torch.randn(S, B, d, generator=self.gen, device=self.device,
+                            dtype=self.dtype)
+            Xr = X[:, :, : self.r]
+            y = (Xr * Xr - 1.0) @ self.lam
+            if c.noise > 0:
+                y += c.noise * torch.randn(S, B, generator=self.gen,
+                                           device=self.device, dtype=self.dtype)
+            # forward: residual of the centred quadratic student
+            Z = torch.bmm(X, self.W)
+            norm2 = (self.W * self.W).sum(dim=(1, 2))
+            res = (Z * Z).sum(dim=2) - norm2[:, None] - y
+            # update: W <- (1 + 2 lr mean(res)) W - (2 lr / B) X^T (res Z)
+            shrink = 1.0 + 2.0 * lr * res.mean(dim=1)
+            Z.mul_(res[:, :, None])
+            self.W = torch.baddbmm(self.W * shrink[:, None, None],
+                                   X.transpose(1, 2), Z, alpha=-2.0 * lr / B)
+
+    def measure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Risk (S,), recovery (S, r), spectrum (S, m), overlap (k, k) of seed 0."""
+        risk, recovery, spectrum = population_risk(self.W, self.lam64)
+        k = min(self.r, OVERLAP_DIRECTIONS)
+        P0 = self.W[0, :k].double()
+        overlap = P0 @ P0.T
+        return tuple(x.cpu().numpy() for x in (risk, recovery, spectrum, overlap))
+
+    def run(self, progress=None) -> Trajectory:
+        """Run to ``config.num_steps``, measuring on a log-spaced step grid.
+
+        A non-finite weight or a risk above DIVERGENCE_FACTOR times its start
+        ends the run with status "diverged"; the arrays then stop at the last
+        finite measurement.
+        """
+        c = self.config
+        steps = log_steps(c.num_steps, c.points)
+        rows: list[tuple] = []
+        done = 0
+        status, message = "ok", ""
+        with torch.no_grad():
+            for target in steps:
+                while done < target:
+                    n = min(target - done, CHECK_INTERVAL)
+                    self.step(n)
+                    done += n
+                    if not bool(torch.isfinite(self.W).all()):
+                        status = "diverged"
+                        break
+                    if progress is not None:
+                        progress(done / c.num_steps, f"SGD step {done}")
+                if status == "ok":
+                    rows.append(self.measure())
+                    limit = DIVERGENCE_FACTOR * (1.0 + float(rows[0][0].max()))
+                    if not np.all(np.isfinite(rows[-1][0])) or rows[-1][0].max() > limit:
+                        status = "diverged"
+                        rows.pop()
+                if status == "diverged":
+                    limit = lr_stability_limit(c.d, c.batch, self.lam64.cpu().numpy())
+                    message = (
+                        f"SGD diverged by step {done} (t = {done * c.lr:.3g}) "
+                        f"with lr = {c.lr:.3g}; the estimated stability limit "
+                        f"is lr < {limit:.3g}"
+                    )
+                    log.warning(message)
+                    break
+        return self._trajectory(steps[: len(rows)], rows, status, message)
+
+    def _trajectory(self, steps, rows, status, message) -> Trajectory:
+        c = self.config
+        risk, recovery, spectrum, overlap = (np.stack(x) for x in zip(*rows))
+        return Trajectory(
+            method="sgd",
+            time=steps * c.lr,
+            risk=risk.T,
+            recovery=recovery.transpose(1, 0, 2),
+            spectrum=spectrum.transpose(1, 0, 2),
+            overlap=overlap,
+            step=steps,
+            samples=steps * c.batch,
+            status=status,
+            message=message,
+            info={"device": str(self.device)},
+        )
