@@ -309,10 +309,16 @@ def config_from_mapping(raw: dict[str, Any]) -> tuple[Config, list[ConfigError]]
             return config, errors
         except ConfigError as err:
             errors.append(err)
-            culprit = err.field if err.field in values else _first_set(values)
-            if culprit is None:
-                return Config(), errors
-            values.pop(culprit)
+            if err.field in values:
+                values.pop(err.field)
+            elif err.field in ("width", "r") and len(errors) < 20:
+                # the default itself exceeds the given d: clamp it to d
+                values[err.field] = values.get("d", FIELDS["d"].default)
+            else:
+                culprit = _first_set(values)
+                if culprit is None:
+                    return Config(), errors
+                values.pop(culprit)
 
 
 def _first_set(values: dict[str, Any]) -> str | None:

@@ -1,0 +1,120 @@
+"""Online SGD: gradient against autograd, exact risk against Monte Carlo,
+small-step SGD against the exact flow, reproducibility and divergence."""
+
+import numpy as np
+import pytest
+import torch
+
+from quadviz.config import Config
+from quadviz.experiment import simulate
+from quadviz.sgd import OnlineSGD, initial_weights, population_risk
+from quadviz.teacher import spectrum, teacher_labels
+
+FLOW_GAP = 0.05  # SGD seed mean against the flow, relative, at lr * d / B = 0.005
+
+
+def test_sgd_step_matches_autograd():
+    config = Config.create(d=20, r=3, width=4, batch=7, seeds=2, lr=0.01,
+                           dtype="float64", device="cpu", noise=0.3)
+    lam = spectrum(3, 1.0)
+    W0 = np.random.default_rng(0).standard_normal((20, 4)) * 0.4
+    runner = OnlineSGD(config, lam, W0)
+    gen_state = runner.gen.get_state()
+    runner.step(1)
+    W_hand = runner.W.clone()
+
+    # replay the same batch and noise, and differentiate the loss with autograd
+    gen = torch.Generator().manual_seed(0)
+    gen.set_state(gen_state)
+    X = torch.randn(2, 7, 20, generator=gen, dtype=torch.float64)
+    noise = torch.randn(2, 7, generator=gen, dtype=torch.float64)
+    lam_t = torch.as_tensor(lam)
+    y = (X[:, :, :3] ** 2 - 1.0) @ lam_t + 0.3 * noise
+    W = torch.as_tensor(W0).repeat(2, 1, 1).requires_grad_(True)
+    f = ((X @ W) ** 2).sum(dim=2) - (W * W).sum(dim=(1, 2))[:, None]
+    loss = (0.5 * (f - y) ** 2).mean(dim=1).sum()
+    loss.backward()
+    W_auto = W.detach() - 0.01 * W.grad
+    torch.testing.assert_close(W_hand, W_auto, rtol=1e-12, atol=1e-12)
+
+
+def test_population_risk_matches_monte_carlo():
+    rng = np.random.default_rng(1)
+    d, r, m, n = 12, 3, 5, 400_000
+    lam = spectrum(r, 0.8)
+    W = rng.standard_normal((d, m)) * 0.3
+    risk, _, _ = population_risk(torch.as_tensor(W)[None], torch.as_tensor(lam))
+    X = rng.standard_normal((n, d))
+    f_student = np.sum((X @ W) ** 2, axis=1) - np.sum(W * W)
+    loss = 0.5 * (f_student - teacher_labels(X, lam)) ** 2
+    stderr = loss.std() / np.sqrt(n)
+    assert abs(float(risk[0]) - loss.mean()) < 5 * stderr
+
+
+def test_population_risk_recovery_and_spectrum():
+    rng = np.random.default_rng(2)
+    d, r, m = 10, 4, 3
+    lam = spectrum(r, 1.0)
+    W = rng.standard_normal((d, m))
+    risk, rec, spec = population_risk(torch.as_tensor(W)[None], torch.as_tensor(lam))
+    Q = np.zeros((d, d))
+    Q[np.arange(r), np.arange(r)] = lam
+    assert float(risk[0]) == pytest.approx(np.sum((W @ W.T - Q) ** 2), rel=1e-12)
+    np.testing.assert_allclose(rec[0].numpy(), np.sum(W[:r] ** 2, axis=1) / lam)
+    np.testing.assert_allclose(spec[0].numpy(), np.linalg.eigvalsh(W.T @ W)[::-1])
+
+
+@pytest.mark.slow
+def test_small_step_sgd_tracks_flow():
+    config = Config.create(d=128, r=4, width=4, batch=128, lr=0.005, t_max=6.0,
+                           seeds=8, points=20, sigma0=0.3, device="cpu")
+    exp = simulate(config)
+    assert exp.sgd.status == "ok"
+    # compare before the final exponential collapse, where relative gaps of
+    # tiny risks measure the float32 rounding rather than the dynamics
+    before_collapse = exp.flow.risk[0] > 0.05
+    assert before_collapse.sum() > 12
+    gap = exp.sgd.risk.mean(axis=0) / exp.flow.risk[0] - 1.0
+    assert np.max(np.abs(gap[before_collapse])) < FLOW_GAP
+
+
+def test_sgd_and_flow_share_initial_risk():
+    exp = simulate(Config.create(d=64, r=4, width=4, steps=50, seeds=2, points=5))
+    np.testing.assert_allclose(exp.sgd.risk[:, 0], exp.flow.risk[0, 0], rtol=1e-5)
+    np.testing.assert_array_equal(exp.sgd.time, exp.flow.time)
+
+
+def test_sgd_reproducible_for_seed():
+    config = Config.create(d=64, r=4, width=4, steps=100, seeds=2, points=5, seed=9)
+    a = simulate(config).sgd.risk
+    b = simulate(config).sgd.risk
+    np.testing.assert_array_equal(a, b)
+    c = simulate(config.replace(seed=10)).sgd.risk
+    assert not np.array_equal(a, c)
+
+
+def test_initial_weights_scale():
+    W0 = initial_weights(Config.create(d=400, width=50, sigma0=2.0))
+    assert W0.shape == (400, 50)
+    assert W0.var() == pytest.approx(4.0 / 400, rel=0.05)
+
+
+def test_large_step_diverges_with_message():
+    config = Config.create(d=128, r=4, width=4, batch=8, lr=0.5, steps=2000,
+                           seeds=2, points=20)
+    exp = simulate(config)
+    assert exp.sgd.status == "diverged"
+    assert "diverged by step" in exp.sgd.message
+    assert "lr = 0.5" in exp.sgd.message
+    assert np.all(np.isfinite(exp.sgd.risk))
+    assert len(exp.sgd.time) < len(exp.flow.time)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu_statistics():
+    config = Config.create(d=128, r=4, width=4, batch=64, lr=0.005, steps=400,
+                           seeds=8, points=5, dtype="float64")
+    cpu = simulate(config.replace(device="cpu"))
+    gpu = simulate(config.replace(device="cuda"))
+    assert gpu.device.startswith("cuda")
+    np.testing.assert_allclose(gpu.sgd.risk.mean(0), cpu.sgd.risk.mean(0), rtol=0.1)
