@@ -1,0 +1,5 @@
+"""quadviz: online SGD and the exact population flow of quadratic networks."""
+
+import logging
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
