@@ -27,7 +27,9 @@ COMMON_FIELDS = (
     "d", "beta", "r", "alpha", "normalization", "width", "sigma0", "noise",
     "lr", "seed", "points",
 )
-SIMULATE_FIELDS = COMMON_FIELDS + ("batch", "steps", "t_max", "seeds", "device", "dtype")
+SIMULATE_FIELDS = COMMON_FIELDS + (
+    "batch", "steps", "t_max", "seeds", "device", "dtype", "method",
+)
 FLOW_FIELDS = COMMON_FIELDS + ("steps", "t_max")
 
 

@@ -18,6 +18,10 @@ from typing import Any
 NORMALIZATIONS = ("unit-norm", "leading-one")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+METHODS = ("auto", "full", "reduced")
+# "auto" runs reduced-coordinate SGD once d is at least this many times r + m;
+# below it the d-dimensional path costs about the same.
+REDUCED_DIMENSION_FACTOR = 8
 
 # Full online SGD holds seeds x (batch x d + d x width) numbers at once.
 MAX_SGD_ELEMENTS = 200_000_000
@@ -133,6 +137,14 @@ FIELDS: dict[str, Field] = {
         Field("seed", int, 0, 0, 2**31 - 1, help="random seed"),
         Field("device", str, "auto", choices=DEVICES, help="torch device"),
         Field("dtype", str, "float32", choices=DTYPES, help="SGD floating type"),
+        Field(
+            "method",
+            str,
+            "auto",
+            choices=METHODS,
+            help="SGD path: full d-dimensional, reduced (same law, cost "
+            "independent of d), or auto (reduced when d >= 8 (r + width))",
+        ),
     )
 }
 
@@ -210,6 +222,7 @@ class Config:
     seed: int = FIELDS["seed"].default
     device: str = FIELDS["device"].default
     dtype: str = FIELDS["dtype"].default
+    method: str = FIELDS["method"].default
 
     @classmethod
     def create(cls, **values: Any) -> Config:
@@ -236,6 +249,11 @@ class Config:
             )
         if self.width > self.d:
             raise ConfigError("width", self.width, f"an integer in [1, d={self.d}]")
+        if self.method == "reduced" and self.d < self.teacher_rank + 2 * self.width:
+            raise ConfigError(
+                "method", self.method, f"full when d < r + 2 width = "
+                f"{self.teacher_rank + 2 * self.width}"
+            )
         if self.num_steps > FIELDS["steps"].high:
             raise ConfigError(
                 "t_max", self.t_max, f"at most lr * {FIELDS['steps'].high:.0e}"
@@ -260,15 +278,25 @@ class Config:
         """Final time t = lr * steps (or t_max when given)."""
         return self.t_max if self.t_max is not None else self.lr * self.steps
 
+    @property
+    def sgd_method(self) -> str:
+        """"full" or "reduced", resolving "auto" from d, r and width."""
+        if self.method != "auto":
+            return self.method
+        r, m = self.teacher_rank, self.width
+        big = self.d >= REDUCED_DIMENSION_FACTOR * (r + m)
+        return "reduced" if big and self.d >= r + m + min(self.batch, m) else "full"
+
     def check_sgd_memory(self) -> None:
-        """Raise if full online SGD would hold too many numbers at once."""
-        elements = self.seeds * (self.batch * self.d + self.d * self.width)
+        """Raise if online SGD would hold too many numbers at once."""
+        dim = self.d if self.sgd_method == "full" else self.teacher_rank + self.width
+        elements = self.seeds * (self.batch * dim + dim * self.width)
         if elements > MAX_SGD_ELEMENTS:
             raise ConfigError(
                 "batch",
                 self.batch,
-                f"seeds * (batch * d + d * width) <= {MAX_SGD_ELEMENTS:.0e} "
-                f"(now {elements:.2e}); lower batch, d, width or seeds",
+                f"seeds * (batch * n + n * width) <= {MAX_SGD_ELEMENTS:.0e} with "
+                f"n = {dim} (now {elements:.2e}); lower batch, d, width or seeds",
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,6 +305,7 @@ class Config:
         out["r_resolved"] = self.teacher_rank
         out["steps_resolved"] = self.num_steps
         out["horizon"] = self.horizon
+        out["method_resolved"] = self.sgd_method
         return out
 
     def replace(self, **changes: Any) -> Config:

@@ -11,6 +11,7 @@ from quadviz import theory
 from quadviz.config import Config
 from quadviz.result import Trajectory
 from quadviz.riccati import RiccatiFlow, bartlett_state, reduce_state
+from quadviz.reduced_sgd import ReducedSGD
 from quadviz.sgd import OnlineSGD, initial_weights, log_steps
 from quadviz.teacher import spectrum
 
@@ -52,25 +53,33 @@ def simulate(
     """Online SGD and the exact population flow from the same W_0, plus theory.
 
     Steps: take W_0 from ``init`` (shape (d, m)) or draw it from
-    ``config.seed``; run ``config.seeds`` SGD runs
+    ``config.seed`` (for reduced SGD, draw its reduced state directly); run ``config.seeds`` SGD runs
     sharing it; solve the flow from W_0 at the SGD output times (or, if SGD
     diverged, at the times it would have reached); add the additive model and
     the predicted escape times. Progress goes 0-0.9 for SGD, 0.9-1 for the flow.
     """
     lam = spectrum(config.teacher_rank, config.alpha, config.normalization)
-    W0 = initial_weights(config) if init is None else np.asarray(init, np.float64)
+    r = len(lam)
+    W0 = None if init is None else np.asarray(init, dtype=np.float64)
+    if config.sgd_method == "full":
+        W0 = initial_weights(config) if W0 is None else W0
+        runner = OnlineSGD(config, lam, W0)
+        state0 = reduce_state(W0, r)
+    else:
+        runner = ReducedSGD(config, lam, W0)
+        state0 = runner.state0
     sgd_progress = None
     if progress is not None:
         sgd_progress = lambda f, text: progress(0.9 * f, text)  # noqa: E731
-    runner = OnlineSGD(config, lam, W0)
     sgd_run = runner.run(sgd_progress)
+    sgd_run.info["method"] = config.sgd_method
     steps = log_steps(config.num_steps, config.points)
     times = steps * config.lr
     flow_progress = None
     if progress is not None:
         flow_progress = lambda f, text: progress(0.9 + 0.1 * f, text)  # noqa: E731
-    flow = RiccatiFlow.from_weights(lam, W0).solve(times, flow_progress)
-    additive, escape = _theory(config, lam, W0[: len(lam)], times)
+    flow = RiccatiFlow(lam, state0).solve(times, flow_progress)
+    additive, escape = _theory(config, lam, state0[:r], times)
     return Experiment(config, lam, flow, additive, escape, sgd_run, str(runner.device))
 
 

@@ -13,9 +13,21 @@ def test_defaults_are_valid():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("d", "-5"), ("d", "abc"), ("d", "1e10"), ("beta", "1"), ("alpha", "nan"),
-     ("lr", "0"), ("lr", "inf"), ("width", "2.5"), ("seeds", ""), ("device", "tpu"),
-     ("normalization", "l2"), ("sigma0", "-1"), ("steps", "x" * 100)],
+    [
+        ("d", "-5"),
+        ("d", "abc"),
+        ("d", "1e10"),
+        ("beta", "1"),
+        ("alpha", "nan"),
+        ("lr", "0"),
+        ("lr", "inf"),
+        ("width", "2.5"),
+        ("seeds", ""),
+        ("device", "tpu"),
+        ("normalization", "l2"),
+        ("sigma0", "-1"),
+        ("steps", "x" * 100),
+    ],
 )
 def test_invalid_value_names_field_and_range(field, value):
     with pytest.raises(ConfigError) as info:
@@ -62,6 +74,6 @@ def test_parse_field_types():
 
 
 def test_memory_limit_rejects_huge_sgd():
-    config = Config.create(d=10**6, batch=4096, width=16, seeds=8)
+    config = Config.create(d=10**6, batch=4096, width=16, seeds=8, method="full")
     with pytest.raises(ConfigError, match="batch"):
         config.check_sgd_memory()

@@ -21,8 +21,15 @@ def full_flow_ivp(W0, lam, times):
         W = w.reshape(d, m)
         return (-4.0 * (W @ W.T - Q) @ W).ravel()
 
-    sol = solve_ivp(rhs, (0, times[-1]), W0.ravel(), t_eval=times, method="DOP853",
-                    rtol=1e-12, atol=1e-15)
+    sol = solve_ivp(
+        rhs,
+        (0, times[-1]),
+        W0.ravel(),
+        t_eval=times,
+        method="DOP853",
+        rtol=1e-12,
+        atol=1e-15,
+    )
     assert sol.success
     Ms = [sol.y[:, i].reshape(d, m) for i in range(len(times))]
     return [W @ W.T for W in Ms], Q
@@ -69,8 +76,9 @@ def test_one_long_step_equals_many_short(r, m):
     rec_one = np.sum(one[:r] ** 2, axis=1) / lam
     rec_many = np.sum(many[:r] ** 2, axis=1) / lam
     np.testing.assert_allclose(rec_one, rec_many, rtol=RTOL_STEPS, atol=1e-12)
-    assert state_risk(one, lam) == pytest.approx(state_risk(many, lam), rel=1e-6,
-                                                 abs=1e-20)
+    assert state_risk(one, lam) == pytest.approx(
+        state_risk(many, lam), rel=1e-6, abs=1e-20
+    )
 
 
 def test_wide_student_converges_to_zero_risk():

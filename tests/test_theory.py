@@ -36,8 +36,9 @@ def test_fit_reports_failure_on_flat_curve():
 def test_logistic_matches_decoupled_ode():
     lam, z0 = np.array([0.7]), np.array([1e-3])
     times = np.array([0.0, 0.5, 1.0, 2.0])
-    sol = solve_ivp(lambda _, z: 8 * z * (lam - z), (0, 2), z0, t_eval=times,
-                    rtol=1e-11, atol=1e-14)
+    sol = solve_ivp(
+        lambda _, z: 8 * z * (lam - z), (0, 2), z0, t_eval=times, rtol=1e-11, atol=1e-14
+    )
     z = theory.logistic_overlap(lam, z0, times)[:, 0]
     np.testing.assert_allclose(z, sol.y[0], rtol=1e-7)
 

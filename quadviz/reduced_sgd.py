@@ -1,0 +1,157 @@
+"""Online SGD in reduced coordinates, equal in law to the d-dimensional run.
+
+The state is P = Theta^T W (r x m) and a factor F (m x m) with
+F^T F = W_perp^T W_perp. Writing W_perp = U F with U orthonormal, a Gaussian
+batch splits into independent parts X_par (B x r), A = X_perp U (B x m) and a
+part N orthogonal to the teacher and to span(U). One step:
+
+    Z   = X_par P + A F
+    res = rowsum(Z * Z) - ||P||^2 - ||F||^2 - y
+    v   = (2/B) res Z
+    P  <- P - lr (X_par^T v - 2 mean(res) P)
+    F~  = F - lr (A^T v - 2 mean(res) F)
+    F  <- R factor of [F~; lr Y],   Y^T Y = v^T S v,  S ~ Wishart_B(d - r - m, I_B)
+
+The last line adds the Gram matrix of -lr N^T v; rotation invariance in the
+orthogonal complement makes only that Gram matter. Y is drawn by the Bartlett
+decomposition, so a step costs O(B (r + m) m + m^3) instead of O(B d m),
+independent of d.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from quadviz.config import Config
+from quadviz.riccati import bartlett_state, reduce_state
+from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, resolve_device
+
+
+def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Gamma(shape, 1) draws with the given generator (Marsaglia and Tsang, 2000).
+
+    Rejection sampling: for a >= 1, with b = a - 1/3, c = 1 / sqrt(9 b),
+    x ~ N(0, 1), v = (1 + c x)^3 and u ~ U(0, 1), accept b v when
+    log u < x^2 / 2 + b - b v + b log v. Shapes below 1 use
+    Gamma(a) = Gamma(a + 1) U^(1/a). About 2 percent of draws are rejected
+    and redrawn.
+    """
+    a = shape.to(torch.float64)
+    boost = a < 1.0
+    a_eff = torch.where(boost, a + 1.0, a)
+    b = a_eff - 1.0 / 3.0
+    c = 1.0 / torch.sqrt(9.0 * b)
+    out = torch.empty_like(a_eff)
+    todo = torch.arange(a.numel(), device=a.device)
+    b_flat, c_flat = b.reshape(-1), c.reshape(-1)
+    out_flat = out.reshape(-1)
+    while todo.numel() > 0:
+        x = torch.randn(todo.numel(), generator=gen, device=a.device, dtype=a.dtype)
+        u = torch.rand(todo.numel(), generator=gen, device=a.device, dtype=a.dtype)
+        bt, ct = b_flat[todo], c_flat[todo]
+        v = (1.0 + ct * x) ** 3
+        ok = v > 0
+        logv = torch.log(torch.where(ok, v, torch.ones_like(v)))
+        ok &= torch.log(u) < 0.5 * x * x + bt - bt * v + bt * logv
+        out_flat[todo[ok]] = (bt * v)[ok]
+        todo = todo[~ok]
+    if bool(boost.any()):
+        u = torch.rand(a.shape, generator=gen, device=a.device, dtype=a.dtype)
+        out = torch.where(boost, out * u ** (1.0 / torch.clamp(a, min=1e-300)), out)
+    return out
+
+
+class ReducedSGD(OnlineSGD):
+    """Online SGD on the reduced state [P; F], for d much larger than r + m.
+
+    Requires d - r - m >= 1. The recorded risk, recovery and spectrum have
+    the same law as those of :class:`quadviz.sgd.OnlineSGD` started from a
+    W_0 with the same reduced state.
+    """
+
+    def __init__(self, config: Config, lam: np.ndarray, W0: np.ndarray | None = None):
+        r, m = len(lam), config.width
+        self.n_perp = config.d - r - m
+        if self.n_perp < 1:
+            raise ValueError(
+                f"invalid d={config.d} for reduced SGD: need d > r + width = {r + m}"
+            )
+        if W0 is None:
+            state = bartlett_state(config.d, r, m, config.sigma0,
+                                   np.random.default_rng(config.seed))
+        else:
+            state = reduce_state(W0, r)
+        self.state0 = state
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = getattr(torch, config.dtype)
+        self.r = r
+        self.lam = torch.as_tensor(lam, device=self.device, dtype=self.dtype)
+        self.lam64 = torch.as_tensor(lam, device=self.device, dtype=torch.float64)
+        self.lam_sum = float(lam.sum())
+        W = torch.as_tensor(state, dtype=self.dtype).to(self.device)
+        # W holds the stacked state [P; F] of shape (S, r + m, m), so the
+        # measurement code of the full path applies unchanged.
+        self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
+        self.gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        q = min(config.batch, m)
+        if self.n_perp < q:
+            raise ValueError(
+                f"invalid d={config.d} for reduced SGD: need d >= r + width + "
+                f"min(batch, width) = {r + m + q}"
+            )
+        self.q = q
+        self.dof = torch.tensor(
+            [self.n_perp - i for i in range(q)], device=self.device, dtype=torch.float64
+        )
+
+    def step(self, n: int) -> None:
+        """Take n reduced SGD steps in place, drawing in chunks of steps."""
+        c = self.config
+        S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
+        per_step = S * (B * (r + m) + q * q)
+        chunk = max(1, min(n, DRAW_ELEMENTS // per_step))
+        done = 0
+        while done < n:
+            k = min(chunk, n - done)
+            # sample: the batch's parts along the teacher and along span(U),
+            # and the Bartlett factor of the Wishart part outside both
+            X = torch.randn(k, S, B, r + m, generator=self.gen, device=self.device,
+                            dtype=self.dtype)
+            Xr = X[..., :r]
+            Y = (Xr * Xr) @ self.lam - self.lam_sum
+            if c.noise > 0:
+                Y += c.noise * torch.randn(k, S, B, generator=self.gen,
+                                           device=self.device, dtype=self.dtype)
+            chi2 = 2.0 * standard_gamma(self.dof.expand(k, S, q) / 2.0, self.gen)
+            T = torch.randn(k, S, q, q, generator=self.gen, device=self.device,
+                            dtype=self.dtype).triu(1)
+            T = T + torch.diag_embed(torch.sqrt(chi2).to(self.dtype))
+            for i in range(k):
+                self._reduced_update(X[i], Y[i], T[i])
+            done += k
+
+    def _reduced_update(self, X: torch.Tensor, y: torch.Tensor, T: torch.Tensor) -> None:
+        lr, B, r = self.config.lr, self.config.batch, self.r
+        # forward: Z = X_par P + A F, with X = [X_par, A] and W = [P; F]
+        Z = torch.bmm(X, self.W)
+        norm2 = (self.W * self.W).sum(dim=(1, 2))
+        res = (Z * Z).sum(dim=2) - norm2[:, None] - y
+        v = Z.mul_(res[:, :, None] * (2.0 / B))
+        # update of [P; F~]: the same linear step as the full path
+        shrink = 1.0 + 2.0 * lr * res.mean(dim=1)
+        W = torch.baddbmm(self.W * shrink[:, None, None], X.transpose(1, 2), v,
+                          alpha=-lr)
+        # Gram of the part that leaves span(U): Y^T Y = v^T S v. For B <= m,
+        # S = T^T T with T the transposed Bartlett factor, so Y = T v. For
+        # B > m, v = Q_v R_v and Q_v^T S Q_v ~ Wishart_m, so Y = T R_v.
+        if self.q < B:
+            _, Rv = torch.linalg.qr(v, mode="r")
+            extra = torch.bmm(T, Rv)
+        else:
+            extra = torch.bmm(T, v)
+        stacked = torch.cat([W[:, r:], lr * extra], dim=1)
+        _, F = torch.linalg.qr(stacked, mode="r")
+        self.W = torch.cat([W[:, :r], F], dim=1)
+
