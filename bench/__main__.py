@@ -1,0 +1,253 @@
+"""Benchmark quadviz's engine paths and print ratios measured in one run.
+
+    python -m bench            # small default, about two minutes on 2 cores
+    python -m bench --full     # longer runs and paper-sized cases
+    python -m bench --device cuda
+
+Every number is a ratio of two timings taken in the same process, so the
+result does not depend on how fast the machine happens to be:
+
+- full SGD against the machine bound (drawing B x d Gaussians plus the two
+  B x d x m matrix products of one step) and against a plain torch loop
+  (autograd through the loss, torch.optim.SGD, the same exact risk on the
+  same log-spaced grid);
+- 8 seeds against 1 seed;
+- reduced-coordinate SGD against full SGD, and at d = 10^6 against d = 4096;
+- the exact flow against scipy's solve_ivp (RK45, rtol 1e-8) on the same
+  reduced system, with their largest relative difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from scipy.integrate import solve_ivp
+
+from quadviz.config import Config
+from quadviz.reduced_sgd import ReducedSGD
+from quadviz.riccati import RiccatiFlow, bartlett_state
+from quadviz.sgd import OnlineSGD, initial_weights, log_steps, population_risk
+from quadviz.teacher import spectrum
+
+
+def best_time(fn, repeats: int = 3) -> float:
+    """Smallest wall time of ``repeats`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def sgd_config(B: int, d: int, m: int, seeds: int = 1, **extra) -> Config:
+    r = extra.pop("r", min(m, 16))
+    return Config.create(d=d, r=r, width=m, batch=B, seeds=seeds, lr=0.05 * B / d,
+                         **extra)
+
+
+def machine_bound(config: Config, steps: int, device: torch.device) -> float:
+    """Seconds for the Gaussian draws and the two matrix products alone."""
+    S, B, d, m = config.seeds, config.batch, config.d, config.width
+    dtype = getattr(torch, config.dtype)
+    gen = torch.Generator(device=device).manual_seed(0)
+    W = torch.randn(S, d, m, device=device, dtype=dtype) / math.sqrt(d)
+
+    def run():
+        for _ in range(steps):
+            X = torch.randn(S, B, d, generator=gen, device=device, dtype=dtype)
+            Z = torch.bmm(X, W)
+            torch.bmm(X.transpose(1, 2), Z)
+
+    return best_time(run)
+
+
+def quadviz_sgd(config: Config, steps: int) -> float:
+    lam = spectrum(config.teacher_rank, config.alpha)
+    runner = OnlineSGD(config, lam, initial_weights(config))
+    grid = log_steps(steps, config.points)
+
+    def run():
+        done = 0
+        with torch.no_grad():
+            for target in grid:
+                runner.step(int(target - done))
+                done = int(target)
+                runner.measure()
+
+    return best_time(run)
+
+
+def plain_torch_loop(config: Config, steps: int, device: torch.device) -> float:
+    """The textbook loop: autograd through the loss and torch.optim.SGD."""
+    B, d, m, r = config.batch, config.d, config.width, config.teacher_rank
+    dtype = getattr(torch, config.dtype)
+    lam = torch.as_tensor(spectrum(r, config.alpha), device=device, dtype=dtype)
+    lam64 = lam.double()
+    W = torch.nn.Parameter(torch.randn(d, m, device=device, dtype=dtype) * 0.1
+                           / math.sqrt(d))
+    opt = torch.optim.SGD([W], lr=config.lr)
+    grid = set(log_steps(steps, config.points).tolist())
+
+    def run():
+        for step in range(steps + 1):
+            if step in grid:
+                with torch.no_grad():
+                    population_risk(W.detach()[None], lam64)
+            if step == steps:
+                break
+            X = torch.randn(B, d, device=device, dtype=dtype)
+            y = (X[:, :r] ** 2 - 1.0) @ lam
+            f = ((X @ W) ** 2).sum(dim=1) - (W * W).sum()
+            loss = 0.5 * ((f - y) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    return best_time(run)
+
+
+def reduced_sgd(config: Config, steps: int) -> float:
+    lam = spectrum(config.teacher_rank, config.alpha)
+    runner = ReducedSGD(config, lam)
+
+    def run():
+        with torch.no_grad():
+            runner.step(steps)
+
+    return best_time(run)
+
+
+def full_sgd_steps(config: Config, steps: int) -> float:
+    lam = spectrum(config.teacher_rank, config.alpha)
+    runner = OnlineSGD(config, lam, initial_weights(config))
+
+    def run():
+        with torch.no_grad():
+            runner.step(steps)
+
+    return best_time(run)
+
+
+def flow_against_ivp(r: int, m: int) -> dict:
+    """Exact flow against RK45 on the reduced (r + m) x m system."""
+    lam = spectrum(r, 1.5)
+    state0 = bartlett_state(10**6, r, m, 0.1, np.random.default_rng(0))
+    flow = RiccatiFlow(lam, state0)
+    t_end = 1.0
+    while flow.solve(np.array([t_end])).risk[0, 0] > 1e-4:
+        t_end *= 2.0
+    times = np.geomspace(t_end * 1e-3, t_end, 40)
+    exact = None
+
+    def run_exact():
+        nonlocal exact
+        exact = flow.solve(times).risk[0]
+
+    t_exact = best_time(run_exact)
+    lam_full = np.concatenate([lam, np.zeros(m)])
+    n = r + m
+
+    def rhs(_, w):
+        W = w.reshape(n, m)
+        M = W @ W.T
+        M[np.diag_indices(n)] -= lam_full
+        return (-4.0 * M @ W).ravel()
+
+    ivp_risk = None
+
+    def run_ivp():
+        nonlocal ivp_risk
+        sol = solve_ivp(rhs, (0, t_end), state0.ravel(), t_eval=times, rtol=1e-8,
+                        atol=1e-12)
+        ivp_risk = np.array([
+            _risk(sol.y[:, i].reshape(n, m), lam) for i in range(len(times))
+        ])
+
+    t_ivp = best_time(run_ivp, repeats=1)
+    gap = float(np.max(np.abs(ivp_risk - exact) / exact))
+    return {"r": r, "m": m, "t_end": t_end, "exact_s": t_exact, "ivp_s": t_ivp,
+            "speedup": t_ivp / t_exact, "max_rel_diff": gap}
+
+
+def _risk(state: np.ndarray, lam: np.ndarray) -> float:
+    from quadviz.riccati import state_risk
+
+    return state_risk(state, lam)
+
+
+def run_suite(full: bool, device_name: str) -> list[dict]:
+    device = torch.device(
+        "cuda" if device_name == "cuda" or (device_name == "auto"
+                                            and torch.cuda.is_available()) else "cpu"
+    )
+    scale = 4 if full else 1
+    rows = []
+    for B, d, m, steps in ((256, 256, 64, 100), (1024, 1024, 256, 10), (32, 512, 64, 400),
+                           (1, 256, 16, 2000)):
+        steps *= scale
+        config = sgd_config(B, d, m, device=device.type, points=20)
+        t_q = quadviz_sgd(config, steps)
+        t_bound = machine_bound(config, steps, device)
+        t_plain = plain_torch_loop(config, steps, device)
+        rows.append({
+            "case": f"full SGD B={B} d={d} m={m}",
+            "samples_per_s": B * steps / t_q,
+            "vs_machine_bound": t_bound / t_q,
+            "vs_plain_torch": t_plain / t_q,
+        })
+    one = sgd_config(32, 512, 64, seeds=1, device=device.type)
+    eight = sgd_config(32, 512, 64, seeds=8, device=device.type)
+    steps = 300 * scale
+    rows.append({
+        "case": "8 seeds against 1 seed, B=32 d=512 m=64",
+        "cost_ratio": full_sgd_steps(eight, steps) / full_sgd_steps(one, steps),
+    })
+    red = sgd_config(32, 4096, 32, r=32, device=device.type)
+    steps = 200 * scale
+    t_full = full_sgd_steps(red.replace(method="full"), steps)
+    t_red = reduced_sgd(red, steps)
+    t_red_huge = reduced_sgd(red.replace(d=10**6, lr=red.lr), steps)
+    rows.append({
+        "case": "reduced SGD, B=32 r=m=32",
+        "vs_full_at_d4096": t_full / t_red,
+        "d1e6_vs_d4096_time": t_red_huge / t_red,
+    })
+    for r_m in ((64,) if not full else (64, 512)):
+        rows.append({"case": f"exact flow r=m={r_m}", **flow_against_ivp(r_m, r_m)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--full", action="store_true", help="longer, larger runs")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"device {args.device}")
+    rows = run_suite(args.full, args.device)
+    for row in rows:
+        values = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in row.items() if k != "case"
+        )
+        print(f"{row['case']}: {values}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
