@@ -111,11 +111,13 @@ def dimension_ladder(
     """Population flow at several d with everything else fixed (Bartlett states).
 
     Escape times grow like log d, so plotted against t / ln d the curves
-    approach one limit curve as d grows.
+    approach one limit curve as d grows. r is pinned to config's r, because
+    r derived from beta would grow with d.
     """
     out = []
+    fixed = {**_fields(config), "r": config.teacher_rank}
     for i, d in enumerate(dims):
-        exp = flow_only(Config(**{**_fields(config), "d": int(d)}))
+        exp = flow_only(Config(**{**fixed, "d": int(d)}))
         out.append((int(d), exp.flow))
         if progress is not None:
             progress((i + 1) / len(dims), f"population flow at d = {d}")

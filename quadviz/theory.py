@@ -187,6 +187,35 @@ def fit_power_law(
     )
 
 
+def emergence_window(escape_predicted: np.ndarray) -> tuple[float, float] | None:
+    """Window of the power-law regime: from twice the first predicted escape
+    time to the last finite one, or None when that spans less than 3x.
+
+    Between these times directions emerge one after another, which is what
+    makes the risk a power law; before it the risk is on its plateau, after
+    it the last learnable direction has converged and the risk collapses.
+    """
+    finite = np.asarray(escape_predicted)[np.isfinite(escape_predicted)]
+    finite = finite[finite > 0]
+    if finite.size < 3:
+        return None
+    t_lo, t_hi = 2.0 * float(finite.min()), float(finite.max())
+    return (t_lo, t_hi) if t_hi > 3.0 * t_lo else None
+
+
+def fit_risk_decay(
+    t: np.ndarray, y: np.ndarray, escape_predicted: np.ndarray
+) -> PowerLawFit:
+    """Power-law fit of a risk curve on the emergence window, when it exists,
+    else on the automatic window of :func:`fit_power_law`."""
+    window = emergence_window(escape_predicted)
+    if window is not None:
+        fit = fit_power_law(t, y, window)
+        if fit.ok:
+            return fit
+    return fit_power_law(t, y)
+
+
 def _failed_fit(reason: str) -> PowerLawFit:
     nan = float("nan")
     return PowerLawFit(nan, nan, nan, nan, nan, 0, False, reason)
@@ -205,8 +234,10 @@ def _auto_window(t: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
     if len(decaying) < 2:
         return None
     median = np.median(decaying)
-    i1 = len(t) - 1
-    for i in range(i0, len(slopes)):
+    # stop before the numerical floor of float64 risks
+    resolved = np.nonzero(y > 1e-12 * y[0])[0]
+    i1 = int(resolved[-1]) if len(resolved) else len(t) - 1
+    for i in range(i0, min(i1, len(slopes))):
         if slopes[i] < 3.0 * median or slopes[i] > -0.05:
             i1 = i
             break

@@ -1,0 +1,30 @@
+"""quadviz: online SGD of quadratic networks beside the exact Riccati flow.
+
+Run with ``streamlit run app.py``. This file is the frame: page setup, the
+navigation between the pages in app_pages/, and the sidebar controls they
+share. The pages do not live in a folder named pages/: Streamlit 1.67 then
+starts in its older multipage mode, which runs a page file directly (without
+this frame) when the first request of the server process opens its URL.
+"""
+
+import streamlit as st
+
+from quadviz.app import controls
+
+st.set_page_config(page_title="quadviz", layout="wide")
+
+page = st.navigation(
+    [
+        st.Page(
+            "app_pages/overview.py", title="Overview", url_path="overview", default=True
+        ),
+        st.Page("app_pages/sgd_dynamics.py", title="SGD dynamics", url_path="sgd"),
+        st.Page("app_pages/riccati_flow.py", title="Riccati flow", url_path="riccati"),
+        st.Page(
+            "app_pages/signal_recovery.py", title="Signal recovery", url_path="recovery"
+        ),
+    ]
+)
+controls.sidebar()
+controls.show_messages()
+page.run()
