@@ -25,7 +25,7 @@ import torch
 
 from quadviz.config import Config
 from quadviz.riccati import bartlett_state, reduce_state
-from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, resolve_device
+from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, compiled, resolve_device
 
 
 def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -60,6 +60,41 @@ def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         u = torch.rand(a.shape, generator=gen, device=a.device, dtype=a.dtype)
         out = torch.where(boost, out * u ** (1.0 / torch.clamp(a, min=1e-300)), out)
     return out
+
+
+def reduced_chunk(
+    X: torch.Tensor, Y: torch.Tensor, T: torch.Tensor, W: torch.Tensor, lr: float,
+    r: int,
+) -> torch.Tensor:
+    """Apply len(X) reduced steps to W = [P; F] (S, r + m, m).
+
+    X (k, S, B, r + m) holds [X_par, A], Y (k, S, B) the labels and
+    T (k, S, q, q) the transposed Bartlett factors, q = min(B, m).
+    """
+    B = X.shape[2]
+    q = T.shape[2]
+    for i in range(X.shape[0]):
+        x = X[i]
+        # forward: Z = X_par P + A F
+        Z = torch.bmm(x, W)
+        norm2 = (W * W).sum(dim=(1, 2))
+        res = (Z * Z).sum(dim=2) - norm2[:, None] - Y[i]
+        v = Z * (res[:, :, None] * (2.0 / B))
+        # update of [P; F~]: the same linear step as the full path
+        shrink = 1.0 + 2.0 * lr * res.mean(dim=1)
+        W = torch.baddbmm(W * shrink[:, None, None], x.transpose(1, 2), v, alpha=-lr)
+        # Gram of the part that leaves span(U): Y^T Y = v^T S v. For B <= m,
+        # S = T^T T with T the transposed Bartlett factor, so Y = T v. For
+        # B > m, v = Q_v R_v and Q_v^T S Q_v ~ Wishart_m, so Y = T R_v.
+        if q < B:
+            Rv = torch.linalg.qr(v, mode="r")[1]
+            extra = torch.bmm(T[i], Rv)
+        else:
+            extra = torch.bmm(T[i], v)
+        stacked = torch.cat([W[:, r:], lr * extra], dim=1)
+        F = torch.linalg.qr(stacked, mode="r")[1]
+        W = torch.cat([W[:, :r], F], dim=1)
+    return W
 
 
 class ReducedSGD(OnlineSGD):
@@ -128,30 +163,6 @@ class ReducedSGD(OnlineSGD):
             T = torch.randn(k, S, q, q, generator=self.gen, device=self.device,
                             dtype=self.dtype).triu(1)
             T = T + torch.diag_embed(torch.sqrt(chi2).to(self.dtype))
-            for i in range(k):
-                self._reduced_update(X[i], Y[i], T[i])
+            self.W = compiled(reduced_chunk)(X, Y, T, self.W, c.lr, r)
             done += k
-
-    def _reduced_update(self, X: torch.Tensor, y: torch.Tensor, T: torch.Tensor) -> None:
-        lr, B, r = self.config.lr, self.config.batch, self.r
-        # forward: Z = X_par P + A F, with X = [X_par, A] and W = [P; F]
-        Z = torch.bmm(X, self.W)
-        norm2 = (self.W * self.W).sum(dim=(1, 2))
-        res = (Z * Z).sum(dim=2) - norm2[:, None] - y
-        v = Z.mul_(res[:, :, None] * (2.0 / B))
-        # update of [P; F~]: the same linear step as the full path
-        shrink = 1.0 + 2.0 * lr * res.mean(dim=1)
-        W = torch.baddbmm(self.W * shrink[:, None, None], X.transpose(1, 2), v,
-                          alpha=-lr)
-        # Gram of the part that leaves span(U): Y^T Y = v^T S v. For B <= m,
-        # S = T^T T with T the transposed Bartlett factor, so Y = T v. For
-        # B > m, v = Q_v R_v and Q_v^T S Q_v ~ Wishart_m, so Y = T R_v.
-        if self.q < B:
-            _, Rv = torch.linalg.qr(v, mode="r")
-            extra = torch.bmm(T, Rv)
-        else:
-            extra = torch.bmm(T, v)
-        stacked = torch.cat([W[:, r:], lr * extra], dim=1)
-        _, F = torch.linalg.qr(stacked, mode="r")
-        self.W = torch.cat([W[:, :r], F], dim=1)
 

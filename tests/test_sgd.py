@@ -191,3 +191,24 @@ def test_reduced_sgd_speed_does_not_depend_on_d():
     assert exp.sgd.status == "ok"
     assert exp.sgd.info["method"] == "reduced"
     np.testing.assert_allclose(exp.sgd.risk[:, 0], exp.flow.risk[0, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("fn_name", ["sgd_chunk", "reduced_chunk"])
+def test_scripted_chunk_equals_python(fn_name):
+    from quadviz import reduced_sgd, sgd
+
+    fn = getattr(sgd, fn_name, None) or getattr(reduced_sgd, fn_name)
+    gen = torch.Generator().manual_seed(0)
+    k, S, B, r, m = 5, 2, 3, 2, 4
+    n = r + m if fn_name == "reduced_chunk" else 20
+    X = torch.randn(k, S, B, n, generator=gen, dtype=torch.float64)
+    Y = torch.randn(k, S, B, generator=gen, dtype=torch.float64)
+    W = torch.randn(S, n, m, generator=gen, dtype=torch.float64) * 0.3
+    if fn_name == "reduced_chunk":
+        T = torch.randn(k, S, B, B, generator=gen, dtype=torch.float64).triu()
+        args = (X, Y, T, W, 0.01, r)
+    else:
+        args = (X, Y, W, 0.01)
+    scripted = sgd.compiled(fn)
+    assert scripted is not fn
+    torch.testing.assert_close(scripted(*args), fn(*args), rtol=1e-12, atol=1e-12)
