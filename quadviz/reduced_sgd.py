@@ -25,7 +25,7 @@ import torch
 
 from quadviz.config import Config
 from quadviz.riccati import bartlett_state, reduce_state
-from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, compiled, resolve_device
+from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, SeedStreams, compiled, resolve_device
 
 
 def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -129,7 +129,7 @@ class ReducedSGD(OnlineSGD):
         # W holds the stacked state [P; F] of shape (S, r + m, m), so the
         # measurement code of the full path applies unchanged.
         self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
-        self.gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.streams = SeedStreams(config.seed, config.seeds, self.device)
         q = min(config.batch, m)
         if self.n_perp < q:
             raise ValueError(
@@ -152,17 +152,20 @@ class ReducedSGD(OnlineSGD):
             k = min(chunk, n - done)
             # sample: the batch's parts along the teacher and along span(U),
             # and the Bartlett factor of the Wishart part outside both
-            X = torch.randn(k, S, B, r + m, generator=self.gen, device=self.device,
-                            dtype=self.dtype)
+            X = self.streams.normal((k, B, r + m), self.dtype)
             Xr = X[..., :r]
             Y = (Xr * Xr) @ self.lam - self.lam_sum
             if c.noise > 0:
-                Y += c.noise * torch.randn(k, S, B, generator=self.gen,
-                                           device=self.device, dtype=self.dtype)
-            chi2 = 2.0 * standard_gamma(self.dof.expand(k, S, q) / 2.0, self.gen)
-            T = torch.randn(k, S, q, q, generator=self.gen, device=self.device,
-                            dtype=self.dtype).triu(1)
+                Y += c.noise * self.streams.normal((k, B), self.dtype)
+            chi2 = torch.stack([
+                2.0 * standard_gamma(self.dof.expand(k, q) / 2.0, gen)
+                for gen in self.streams.gens
+            ])
+            T = self.streams.normal((k, q, q), self.dtype).triu(1)
             T = T + torch.diag_embed(torch.sqrt(chi2).to(self.dtype))
-            self.W = compiled(reduced_chunk)(X, Y, T, self.W, c.lr, r)
+            # the chunk runs over steps: (S, k, ...) viewed as (k, S, ...)
+            self.W = compiled(reduced_chunk)(
+                X.transpose(0, 1), Y.transpose(0, 1), T.transpose(0, 1), self.W, c.lr, r
+            )
             done += k
 

@@ -10,7 +10,8 @@ step with a fresh batch X of shape (B, d):
     W   <- W - lr grad
 
 All seeds share W_0 and differ in their batches, so the spread across seeds
-is the SGD noise alone. t = lr * step is the time of the population flow.
+is the SGD noise alone. Each seed draws from its own generator, so seed i's
+run is the same whether 1 or 8 seeds run together. t = lr * step is the time of the population flow.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -133,6 +135,52 @@ def _run_chunk():
     return compiled(sgd_chunk)
 
 
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _draw_pool() -> ThreadPoolExecutor | None:
+    """Threads for drawing several seeds' numbers at once, or None.
+
+    torch draws CPU Gaussians on one thread; filling different seeds from
+    different threads (torch releases the GIL) uses the other cores. None
+    when torch is limited to one thread, as in the hosted app.
+    """
+    threads = torch.get_num_threads()
+    if threads <= 1:
+        return None
+    if not _POOL or _POOL[0]._max_workers != threads:
+        _POOL[:] = [ThreadPoolExecutor(max_workers=threads)]
+    return _POOL[0]
+
+
+class SeedStreams:
+    """One random generator per seed, so seed i's run does not depend on how
+    many seeds run beside it, and seeds can be drawn on several threads."""
+
+    def __init__(self, seed: int, seeds: int, device: torch.device):
+        self.device = device
+        states = np.random.SeedSequence(seed).spawn(seeds)
+        self.gens = [
+            torch.Generator(device=device).manual_seed(int(st.generate_state(1)[0]))
+            for st in states
+        ]
+
+    def normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """Standard Gaussians of shape (seeds, *shape)."""
+        out = torch.empty((len(self.gens), *shape), device=self.device, dtype=dtype)
+
+        def fill(i: int) -> None:
+            torch.randn(shape, generator=self.gens[i], out=out[i])
+
+        pool = _draw_pool() if self.device.type == "cpu" else None
+        if pool is None or len(self.gens) == 1:
+            for i in range(len(self.gens)):
+                fill(i)
+        else:
+            list(pool.map(fill, range(len(self.gens))))
+        return out
+
+
 class OnlineSGD:
     """Full d-dimensional online SGD for ``config.seeds`` seeds together."""
 
@@ -147,7 +195,7 @@ class OnlineSGD:
         self.lam_sum = float(lam.sum())
         W = torch.as_tensor(W0, dtype=self.dtype).to(self.device)
         self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
-        self.gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.streams = SeedStreams(config.seed, config.seeds, self.device)
 
     def step(self, n: int) -> None:
         """Take n SGD steps in place.
@@ -163,15 +211,14 @@ class OnlineSGD:
         done = 0
         while done < n:
             k = min(chunk, n - done)
-            # sample: k fresh Gaussian batches and their teacher labels
-            X = torch.randn(k, S, B, d, generator=self.gen, device=self.device,
-                            dtype=self.dtype)
+            # sample: k fresh Gaussian batches per seed and their labels
+            X = self.streams.normal((k, B, d), self.dtype)
             Xr = X[..., : self.r]
             Y = (Xr * Xr) @ self.lam - self.lam_sum
             if c.noise > 0:
-                Y += c.noise * torch.randn(k, S, B, generator=self.gen,
-                                           device=self.device, dtype=self.dtype)
-            self.W = _run_chunk()(X, Y, self.W, c.lr)
+                Y += c.noise * self.streams.normal((k, B), self.dtype)
+            # the chunk runs over steps: (S, k, ...) viewed as (k, S, ...)
+            self.W = _run_chunk()(X.transpose(0, 1), Y.transpose(0, 1), self.W, c.lr)
             done += k
 
     def measure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -30,15 +30,18 @@ def test_sgd_step_matches_autograd():
     lam = spectrum(3, 1.0)
     W0 = np.random.default_rng(0).standard_normal((20, 4)) * 0.4
     runner = OnlineSGD(config, lam, W0)
-    gen_state = runner.gen.get_state()
+    states = [gen.get_state() for gen in runner.streams.gens]
     runner.step(1)
     W_hand = runner.W.clone()
 
-    # replay the same batch and noise, and differentiate the loss with autograd
-    gen = torch.Generator().manual_seed(0)
-    gen.set_state(gen_state)
-    X = torch.randn(2, 7, 20, generator=gen, dtype=torch.float64)
-    noise = torch.randn(2, 7, generator=gen, dtype=torch.float64)
+    # replay each seed's batch and noise, and differentiate the loss with autograd
+    X, noise = [], []
+    for state in states:
+        gen = torch.Generator().manual_seed(0)
+        gen.set_state(state)
+        X.append(torch.randn(1, 7, 20, generator=gen, dtype=torch.float64)[0])
+        noise.append(torch.randn(1, 7, generator=gen, dtype=torch.float64)[0])
+    X, noise = torch.stack(X), torch.stack(noise)
     lam_t = torch.as_tensor(lam)
     y = (X[:, :, :3] ** 2 - 1.0) @ lam_t + 0.3 * noise
     W = torch.as_tensor(W0).repeat(2, 1, 1).requires_grad_(True)
@@ -94,7 +97,7 @@ def test_small_step_sgd_tracks_flow():
     assert exp.sgd.status == "ok"
     # compare before the final exponential collapse, where relative gaps of
     # tiny risks measure the float32 rounding rather than the dynamics
-    before_collapse = exp.flow.risk[0] > 0.05
+    before_collapse = exp.flow.risk[0] > 0.1
     assert before_collapse.sum() > 12
     gap = exp.sgd.risk.mean(axis=0) / exp.flow.risk[0] - 1.0
     assert np.max(np.abs(gap[before_collapse])) < FLOW_GAP
@@ -113,6 +116,15 @@ def test_sgd_reproducible_for_seed():
     np.testing.assert_array_equal(a, b)
     c = simulate(config.replace(seed=10)).sgd.risk
     assert not np.array_equal(a, c)
+
+
+def test_seed_run_independent_of_seed_count():
+    config = Config.create(d=64, r=4, width=4, steps=100, seeds=1, points=5, seed=3,
+                           method="full")
+    one = simulate(config).sgd.risk
+    three = simulate(config.replace(seeds=3)).sgd.risk
+    np.testing.assert_allclose(three[0], one[0], rtol=1e-6)
+    assert not np.allclose(three[1], one[0])
 
 
 def test_initial_weights_scale():
