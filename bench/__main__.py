@@ -32,11 +32,17 @@ from scipy.integrate import solve_ivp
 from quadviz.config import Config
 from quadviz.reduced_sgd import ReducedSGD
 from quadviz.riccati import RiccatiFlow, bartlett_state
-from quadviz.sgd import OnlineSGD, initial_weights, log_steps, population_risk
+from quadviz.sgd import (
+    OnlineSGD,
+    initial_weights,
+    log_steps,
+    population_risk,
+    torch_threads_for,
+)
 from quadviz.teacher import spectrum
 
 
-def best_time(fn, repeats: int = 3) -> float:
+def best_time(fn, repeats: int = 5) -> float:
     """Smallest wall time of ``repeats`` calls, after one warm-up call."""
     fn()
     times = []
@@ -74,11 +80,13 @@ def machine_bound(config: Config, steps: int, device: torch.device) -> float:
 def quadviz_sgd(config: Config, steps: int) -> float:
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = OnlineSGD(config, lam, initial_weights(config))
-    grid = log_steps(steps, config.points)
+    grid = log_steps(steps, config.points)[1:]
+
+    work = config.seeds * config.batch * config.d * config.width
 
     def run():
         done = 0
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads_for(work):
             for target in grid:
                 runner.step(int(target - done))
                 done = int(target)
@@ -96,7 +104,7 @@ def plain_torch_loop(config: Config, steps: int, device: torch.device) -> float:
     W = torch.nn.Parameter(torch.randn(d, m, device=device, dtype=dtype) * 0.1
                            / math.sqrt(d))
     opt = torch.optim.SGD([W], lr=config.lr)
-    grid = set(log_steps(steps, config.points).tolist())
+    grid = set(log_steps(steps, config.points)[1:].tolist())
 
     def run():
         for step in range(steps + 1):
@@ -119,9 +127,10 @@ def plain_torch_loop(config: Config, steps: int, device: torch.device) -> float:
 def reduced_sgd(config: Config, steps: int) -> float:
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = ReducedSGD(config, lam)
+    work = config.seeds * config.batch * (config.teacher_rank + 2 * config.width) ** 2
 
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads_for(work):
             runner.step(steps)
 
     return best_time(run)
@@ -130,9 +139,10 @@ def reduced_sgd(config: Config, steps: int) -> float:
 def full_sgd_steps(config: Config, steps: int) -> float:
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = OnlineSGD(config, lam, initial_weights(config))
+    work = config.seeds * config.batch * config.d * config.width
 
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads_for(work):
             runner.step(steps)
 
     return best_time(run)
@@ -192,10 +202,10 @@ def run_suite(full: bool, device_name: str) -> list[dict]:
     )
     scale = 4 if full else 1
     rows = []
-    for B, d, m, steps in ((256, 256, 64, 100), (1024, 1024, 256, 10), (32, 512, 64, 400),
-                           (1, 256, 16, 2000)):
+    for B, d, m, steps in ((256, 256, 64, 300), (1024, 1024, 256, 40),
+                           (32, 512, 64, 1000), (1, 256, 16, 4000)):
         steps *= scale
-        config = sgd_config(B, d, m, device=device.type, points=20)
+        config = sgd_config(B, d, m, device=device.type, points=10)
         t_q = quadviz_sgd(config, steps)
         t_bound = machine_bound(config, steps, device)
         t_plain = plain_torch_loop(config, steps, device)

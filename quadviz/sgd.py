@@ -20,6 +20,7 @@ import logging
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -153,6 +154,26 @@ def _draw_pool() -> ThreadPoolExecutor | None:
     return _POOL[0]
 
 
+# Below this many multiply-adds per step, SGD runs torch on one thread: the
+# kernels are then too small to split, and on a busy 2-core machine idle
+# OpenMP workers made each small kernel up to 100 times slower.
+SMALL_STEP_WORK = 1 << 18
+
+
+@contextmanager
+def torch_threads_for(work_per_step: int):
+    """Limit torch to one thread while the per-step work is small."""
+    before = torch.get_num_threads()
+    if work_per_step >= SMALL_STEP_WORK or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class SeedStreams:
     """One random generator per seed, so seed i's run does not depend on how
     many seeds run beside it, and seeds can be drawn on several threads."""
@@ -241,7 +262,8 @@ class OnlineSGD:
         rows: list[tuple] = []
         done = 0
         status, message = "ok", ""
-        with torch.no_grad():
+        work = c.seeds * c.batch * self.W.shape[1] * c.width
+        with torch.no_grad(), torch_threads_for(work):
             for target in steps:
                 while done < target:
                     n = min(target - done, CHECK_INTERVAL)
