@@ -9,7 +9,7 @@ this frame) when the first request of the server process opens its URL.
 
 import streamlit as st
 
-from quadviz.app import controls
+from quadviz.app import controls, gallery, lecture, share
 
 st.set_page_config(page_title="quadviz", layout="wide")
 
@@ -23,8 +23,16 @@ page = st.navigation(
         st.Page(
             "app_pages/signal_recovery.py", title="Signal recovery", url_path="recovery"
         ),
+        st.Page("app_pages/scaling_laws.py", title="Scaling laws", url_path="scaling"),
+        st.Page("app_pages/replay.py", title="Training replay", url_path="replay"),
+        st.Page("app_pages/theory.py", title="Theory notes", url_path="theory"),
     ]
 )
-controls.sidebar()
+lecture.setup()
+# The scenario picker applies a link's scenario=NAME before the controls read
+# the link's own values, so that those override the scenario's.
+gallery.sidebar()
+config = controls.sidebar()
+share.sidebar(config)
 controls.show_messages()
 page.run()

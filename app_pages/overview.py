@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from quadviz.app import cache, controls, plotly_chart, summary
+from quadviz.app import cache, compare, controls, gallery, plotly_chart, summary
 from quadviz.figures import risk_figure
 
 config = controls.current_config()
@@ -30,7 +30,10 @@ result = cache.experiment(config)
 if result is None:
     st.stop()
 
-plotly_chart(risk_figure(result, "time"), key="overview_risk")
+gallery.notes(config, result)
+hero = compare.overlay(risk_figure(result, "time"), config, "time")
+plotly_chart(hero, key="overview_risk")
+compare.controls(result, "overview")
 
 r = result.lam.size
 st.markdown(
@@ -42,3 +45,5 @@ st.caption(
     "Change d, α, the width or the step size in the sidebar; the link in the "
     "address bar always reproduces the current settings."
 )
+gallery.figures(config)
+gallery.cards()

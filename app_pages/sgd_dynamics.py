@@ -5,7 +5,7 @@ import math
 import streamlit as st
 
 from quadviz import theory
-from quadviz.app import cache, controls, plotly_chart, summary
+from quadviz.app import cache, compare, controls, plotly_chart, summary
 from quadviz.figures import X_AXES, risk_figure, risk_fit
 
 config = controls.current_config()
@@ -32,7 +32,9 @@ sgd = result.sgd
 if sgd is not None and not sgd.ok:
     st.warning(f"{sgd.message}. The curves stop where SGD diverged.")
 
-plotly_chart(risk_figure(result, x_axis), key="sgd_risk")
+figure = compare.overlay(risk_figure(result, x_axis), config, x_axis)
+plotly_chart(figure, key="sgd_risk")
+compare.controls(result, "sgd")
 
 label, fit = risk_fit(result)
 exponent = theory.asymptotic_exponent(config.alpha)

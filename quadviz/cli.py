@@ -3,6 +3,8 @@
 simulate runs online SGD and the exact population flow from the same W_0;
 flow runs the flow alone (dimension-free, so d may be 10^9). Time is
 t = lr * steps and risk is ||M - Q||_F^2 without label noise.
+sweep varies one parameter and writes a CSV or JSON table
+(see quadviz.sweep_cli).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from quadviz import budget, sweep_cli
 from quadviz.config import FIELDS, Config, ConfigError
 from quadviz.experiment import Experiment, flow_only, simulate
+from quadviz.export import load_config
 
 log = logging.getLogger("quadviz")
 
@@ -53,15 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
             flag = "--" + name.replace("_", "-")
             help_text = f"{spec.help} ({spec.allowed()}; default {spec.default})"
             cmd.add_argument(flag, dest=name, default=None, help=help_text)
+        cmd.add_argument(
+            "--config",
+            metavar="PATH",
+            help="JSON object of configuration fields, as the app exports it; "
+            "flags given explicitly override its values",
+        )
         cmd.add_argument("--init", metavar="PATH", help="W_0 as a .npy array (d, width)")
         cmd.add_argument("--out", metavar="PATH", help="output file (default stdout)")
         cmd.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sweep_cli.add_parser(sub)
     return parser
 
 
 def config_from_args(args: argparse.Namespace, names: tuple[str, ...]) -> Config:
-    values = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    return Config.create(**values)
+    """Validated Config from --config (if given) with explicit flags on top."""
+    values = {}
+    if getattr(args, "config", None):
+        try:
+            values = load_config(args.config)
+        except OSError as err:
+            raise UsageError(f"failed to read --config {args.config}: {err}") from None
+    flags = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    return Config.create(**{**values, **flags})
 
 
 def load_init(path: str, config: Config) -> np.ndarray:
@@ -123,12 +141,17 @@ def experiment_json(exp: Experiment) -> dict[str, Any]:
 def run(argv: list[str] | None = None) -> tuple[dict[str, Any], str | None]:
     """Parse ``argv``, run the command; return the JSON-ready result and --out."""
     args = build_parser().parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # warnings (divergence, settings that may mislead) always reach stderr
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
     names = SIMULATE_FIELDS if args.command == "simulate" else FLOW_FIELDS
     config = config_from_args(args, names)
     init = load_init(args.init, config) if args.init else None
     log.info("start %s with %s", args.command, config)
+    with_sgd = args.command == "simulate"
+    log.info("%s", budget.estimate(config, with_sgd).describe())
+    for warning in budget.config_warnings(config, with_sgd):
+        log.warning("warning: %s", warning.message)
     if args.command == "flow":
         exp = flow_only(config, init=init)
     else:
@@ -138,6 +161,8 @@ def run(argv: list[str] | None = None) -> tuple[dict[str, Any], str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sweep_cli.is_sweep(argv):
+        return sweep_cli.main(argv, build_parser())
     try:
         result, out_path = run(argv)
     except (UsageError, ConfigError, ValueError) as err:

@@ -25,12 +25,17 @@ REDUCED_DIMENSION_FACTOR = 8
 
 # Full online SGD holds seeds x (batch x d + d x width) numbers at once.
 MAX_SGD_ELEMENTS = 200_000_000
+# Characters of an invalid string value that an error message repeats.
+MAX_SHOWN_CHARS = 40
 
 
 class ConfigError(ValueError):
     """Invalid configuration value; names the field, the value and the range."""
 
     def __init__(self, field: str, value: Any, allowed: str):
+        if isinstance(value, str) and len(value) > MAX_SHOWN_CHARS:
+            # a hand-edited link may carry kilobytes of text
+            value = value[:MAX_SHOWN_CHARS] + "..."
         self.field = field
         self.value = value
         self.allowed = allowed
@@ -271,7 +276,9 @@ class Config:
         """SGD steps: ``steps``, or ceil(t_max / lr) when t_max is given."""
         if self.t_max is None:
             return self.steps
-        return max(1, math.ceil(self.t_max / self.lr - 1e-9))
+        # t_max / lr overflows to inf for a subnormal lr; the cap keeps it an
+        # integer that validate() rejects
+        return max(1, math.ceil(min(self.t_max / self.lr, 1e300) - 1e-9))
 
     @property
     def horizon(self) -> float:
@@ -331,6 +338,7 @@ def config_from_mapping(raw: dict[str, Any]) -> tuple[Config, list[ConfigError]]
             values[name] = parse_field(name, value)
         except ConfigError as err:
             errors.append(err)
+    clamped: set[str] = set()
     while True:
         try:
             config = Config(**values)
@@ -340,14 +348,22 @@ def config_from_mapping(raw: dict[str, Any]) -> tuple[Config, list[ConfigError]]
             errors.append(err)
             if err.field in values:
                 values.pop(err.field)
-            elif err.field in ("width", "r") and len(errors) < 20:
-                # the default itself exceeds the given d: clamp it to d
+            elif err.field in ("width", "r") and err.field not in clamped:
+                # the default itself exceeds the given d: clamp it to d, once.
+                # The input did not set this value, so the error is dropped.
+                clamped.add(err.field)
+                errors.pop()
                 values[err.field] = values.get("d", FIELDS["d"].default)
             else:
                 culprit = _first_set(values)
                 if culprit is None:
                     return Config(), errors
-                values.pop(culprit)
+                # report the value that is reset, not the default it clashed with
+                errors[-1] = ConfigError(
+                    culprit,
+                    values.pop(culprit),
+                    f"{err.allowed} (with {err.field}={err.value})",
+                )
 
 
 def _first_set(values: dict[str, Any]) -> str | None:

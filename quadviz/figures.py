@@ -329,10 +329,12 @@ def _divergence_annotation(sgd: Trajectory) -> dict:
         text=f"<b>SGD diverged</b>{last}<br>{_wrap(text, 70)}",
         xref="paper",
         yref="paper",
-        x=0.99,
-        y=0.99,
+        # Above the plot area, right of the title: inside it, the box would
+        # hide the diverging SGD curve, which rises at the top.
+        x=1.0,
+        y=1.0,
         xanchor="right",
-        yanchor="top",
+        yanchor="bottom",
         showarrow=False,
         align="right",
         font=dict(color="#b2182b", size=FONT_SIZE - 1),
@@ -390,6 +392,7 @@ def risk_figure(experiment: Experiment, x_axis: str = "time") -> go.Figure:
     fig.update_layout(legend=dict(x=0.01, y=0.01, xanchor="left", yanchor="bottom"))
     if sgd is not None and not sgd.ok:
         fig.add_annotation(_divergence_annotation(sgd))
+        fig.update_layout(margin=dict(t=110))
     return fig
 
 

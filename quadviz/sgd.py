@@ -263,10 +263,15 @@ class OnlineSGD:
         done = 0
         status, message = "ok", ""
         work = c.seeds * c.batch * self.W.shape[1] * c.width
+        # Call progress at least every DRAW_ELEMENTS drawn numbers too, so a
+        # caller that stops in the callback is not held off for seconds by
+        # 256 steps of a large batch.
+        per_step = c.seeds * c.batch * self.W.shape[1]
+        interval = max(1, min(CHECK_INTERVAL, DRAW_ELEMENTS // per_step))
         with torch.no_grad(), torch_threads_for(work):
             for target in steps:
                 while done < target:
-                    n = min(target - done, CHECK_INTERVAL)
+                    n = min(target - done, interval)
                     self.step(n)
                     done += n
                     if not bool(torch.isfinite(self.W).all()):

@@ -206,7 +206,7 @@ def test_divergence_warning():
 def test_sgd_skipped_above_limit():
     at = _open("sgd", **{**SMALL, "d": "4096", "batch": "4096", "steps": "200000"})
     infos = [i.value for i in at.info]
-    assert any("Online SGD skipped" in i for i in infos), infos
+    assert any("Online SGD not computed" in i for i in infos), infos
     names = _risk_names(at, "sgd_risk")
     assert not any(name.startswith("SGD") for name in names)
     assert any(name.startswith("population flow") for name in names)
@@ -232,4 +232,6 @@ def test_riccati_time_slider_moves_heatmap():
 def test_device_line_in_sidebar():
     at = _open(**SMALL)
     captions = [c.value for c in at.sidebar.caption]
-    assert any(c.startswith("SGD and flow:") and " s on " in c for c in captions)
+    lines = [c for c in captions if c.startswith("SGD (") and " s on " in c]
+    assert lines, captions
+    assert "path) and flow:" in lines[0]

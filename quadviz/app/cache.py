@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ import streamlit as st
 import torch
 
 from quadviz import experiment as engine
+from quadviz.app import limits
 from quadviz.app.controls import MAX_SGD_NUMBERS
 from quadviz.config import FIELDS, Config, ConfigError
 from quadviz.experiment import Experiment
@@ -38,8 +38,9 @@ ConfigKey = tuple[tuple[str, object], ...]
 # sessions at once and the reduced SGD path works on (r + m) x m matrices,
 # where a thread pool only adds synchronisation. Measured with the default
 # configuration inside Streamlit 1.67 on a busy 2-core machine: about 3 s with
-# one thread, 20 to 60 s with two. QUADVIZ_TORCH_THREADS overrides it.
-torch.set_num_threads(int(os.environ.get("QUADVIZ_TORCH_THREADS", "1")))
+# one thread, 20 to 60 s with two. QUADVIZ_TORCH_THREADS overrides it, capped
+# at the cores available.
+torch.set_num_threads(limits.torch_threads())
 
 
 def config_key(config: Config) -> ConfigKey:
@@ -58,13 +59,19 @@ def _progress_bar(text: str) -> Iterator:
     last = [0.0]
 
     def report(fraction: float, message: str) -> None:
+        # a moved control stops the run here, between two engine chunks
+        limits.yield_to_rerun()
         fraction = min(max(float(fraction), 0.0), 1.0)
         if fraction - last[0] >= PROGRESS_STEP:
             last[0] = fraction
             bar.progress(fraction, text=f"{text}: {message}")
 
+    def show_wait() -> None:
+        bar.progress(0.0, text=f"{text}: waiting for a free compute slot")
+
     try:
-        yield report
+        with limits.compute_slot(show_wait):
+            yield report
     finally:
         bar.empty()
 
@@ -134,21 +141,26 @@ def _report_time(label: str, elapsed: float, start: float, device: str) -> None:
 
 
 def experiment(config: Config) -> Experiment | None:
-    """SGD, flow and theory for ``config`` (flow and theory only above the limit).
+    """SGD, flow and theory for ``config``, as far as the server's limits allow.
 
-    Shows an st.info when SGD was skipped and an st.error, without a
-    traceback, when the engine rejects the configuration; returns None then.
+    :func:`limits.plan_experiment` shows the cost estimate and decides: SGD
+    with the flow, the flow alone (SGD rejected or waiting for its Run
+    button), or nothing. Shows an st.error, without a traceback, when the
+    engine rejects the configuration. Returns None when nothing was computed.
     """
-    skip_reason = sgd_skip_reason(config)
-    if skip_reason is not None:
-        st.info(skip_reason)
+    with_sgd = limits.plan_experiment(config, sgd_skip_reason(config))
+    if with_sgd is None:
+        return None
     start = time.perf_counter()
     try:
-        result, elapsed = _run_experiment(config_key(config), skip_reason is None)
+        result, elapsed = _run_experiment(config_key(config), with_sgd)
     except (ConfigError, ValueError, RuntimeError, MemoryError) as err:
         st.error(f"The simulation failed: {err}")
         return None
-    label = "SGD and flow" if result.sgd is not None else "Flow"
+    if result.sgd is not None:
+        label = f"SGD ({result.sgd.info.get('method', 'full')} path) and flow"
+    else:
+        label = "Flow"
     _report_time(label, elapsed, start, result.device)
     return result
 
@@ -172,6 +184,8 @@ def dimension_ladder(config: Config) -> list[tuple[int, Trajectory]] | None:
         ladder_config = config.replace(
             r=config.teacher_rank, t_max=config.horizon * stretch
         )
+        if not limits.plan_ladder(ladder_config, dims):
+            return None
         start = time.perf_counter()
         ladder, elapsed = _run_ladder(config_key(ladder_config), dims)
     except (ConfigError, ValueError, RuntimeError, MemoryError) as err:

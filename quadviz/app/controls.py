@@ -20,6 +20,7 @@ from typing import Any
 import streamlit as st
 
 from quadviz import theory
+from quadviz.app import link_checks
 from quadviz.config import FIELDS, Config, ConfigError, config_from_mapping
 from quadviz.teacher import spectrum
 
@@ -29,12 +30,12 @@ LINK_READ_KEY = "qv_link_read"
 MESSAGES_KEY = "qv_link_messages"
 SETTING_MESSAGES_KEY = "qv_setting_messages"
 
-# Largest SGD run the app starts, counted in Gaussian numbers drawn
+# Optional cap on one SGD run, counted in Gaussian numbers drawn
 # (seeds * steps * batch * n, n = d for full SGD and r + m for the reduced
-# path). Sampling dominates the cost of small-width SGD on a CPU, so this
-# bounds the wait of one visitor. Above it the app shows the population flow
-# alone. A host with more compute can raise it through the environment.
-MAX_SGD_NUMBERS = float(os.environ.get("QUADVIZ_MAX_SGD_NUMBERS", 2e9))
+# path); above it the app shows the population flow alone. No cap by default,
+# because the run budgets of quadviz.app.limits (QUADVIZ_MAX_BUDGET_S) bound
+# every run's estimated time, of which this count is one part.
+MAX_SGD_NUMBERS = float(os.environ.get("QUADVIZ_MAX_SGD_NUMBERS", "inf"))
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,10 @@ def _show(name: str, value: Any) -> str:
 
 
 def _url_text(value: Any) -> str:
+    """Link text of a value; floats use the shortest text that parses back to
+    the same float, so a link reproduces the settings exactly."""
     if isinstance(value, float):
-        return f"{value:.12g}"
+        return repr(value).removesuffix(".0")
     return str(value)
 
 
@@ -145,10 +148,11 @@ def _clamp(name: str, value: Any) -> tuple[Any, str | None]:
 def _read_link() -> list[str]:
     """Validate the URL query values and store them under the widget keys."""
     raw = {name: st.query_params[name] for name in st.query_params if name in FIELDS}
+    messages = link_checks.link_messages(st.query_params, st.query_params.get_all)
     if not raw:
-        return []
+        return messages
     config, errors = config_from_mapping(raw)
-    messages = [_rejection(err, config) for err in errors]
+    messages += [_rejection(err, config) for err in errors]
     for name in raw:
         value, note = _clamp(name, getattr(config, name))
         if note:
@@ -160,7 +164,8 @@ def _read_link() -> list[str]:
 def _rejection(err: ConfigError, config: Config) -> str:
     used = getattr(config, err.field, None) if err.field in FIELDS else None
     return (
-        f"Ignored {err.field}={err.value} from the link: allowed {err.allowed}; "
+        f"Ignored {err.field}={link_checks.show_raw(err.value)} from the link: "
+        f"allowed {err.allowed}; "
         f"using {_show(err.field, used)}"
     )
 
