@@ -23,7 +23,7 @@ METHODS = ("auto", "full", "reduced")
 # below it the d-dimensional path costs about the same.
 REDUCED_DIMENSION_FACTOR = 8
 
-# Full online SGD holds seeds x (batch x d + d x width) numbers at once.
+# Full online SGD keeps seeds x (batch x d + d x width) numbers in memory.
 MAX_SGD_ELEMENTS = 200_000_000
 # Characters of an invalid string value that an error message repeats.
 MAX_SHOWN_CHARS = 40

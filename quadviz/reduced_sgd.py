@@ -68,7 +68,7 @@ def reduced_chunk(
 ) -> torch.Tensor:
     """Apply len(X) reduced steps to W = [P; F] (S, r + m, m).
 
-    X (k, S, B, r + m) holds [X_par, A], Y (k, S, B) the labels and
+    X (k, S, B, r + m) contains [X_par, A], Y (k, S, B) the labels and
     T (k, S, q, q) the transposed Bartlett factors, q = min(B, m).
     """
     B = X.shape[2]
@@ -126,7 +126,7 @@ class ReducedSGD(OnlineSGD):
         self.lam64 = torch.as_tensor(lam, device=self.device, dtype=torch.float64)
         self.lam_sum = float(lam.sum())
         W = torch.as_tensor(state, dtype=self.dtype).to(self.device)
-        # W holds the stacked state [P; F] of shape (S, r + m, m), so the
+        # W is the stacked state [P; F] of shape (S, r + m, m), so the
         # measurement code of the full path applies unchanged.
         self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
         self.streams = SeedStreams(config.seed, config.seeds, self.device)

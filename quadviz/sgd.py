@@ -222,8 +222,8 @@ class OnlineSGD:
         """Take n SGD steps in place.
 
         Batches for up to DRAW_ELEMENTS numbers are drawn in one call and the
-        labels for all of them in one matrix product, so the per-step Python
-        work is four small kernels.
+        labels for all of them in one matrix product; the steps of a chunk then
+        run inside one TorchScript call.
         """
         c = self.config
         S, B, d = c.seeds, c.batch, c.d
