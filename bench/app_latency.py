@@ -68,7 +68,9 @@ def chart_signature(page) -> str:
 def timed_change(page, key: str) -> float:
     """Press ``key`` on the alpha slider; seconds until the chart changed."""
     before = chart_signature(page)
-    slider = page.get_by_role("slider").nth(2)
+    slider = page.locator(
+        '[data-testid="stSlider"] input[type="range"][aria-label="spectrum exponent α"]'
+    )
     slider.focus()
     start = time.perf_counter()
     slider.press(key)

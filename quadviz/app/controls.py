@@ -42,8 +42,8 @@ MAX_SGD_NUMBERS = float(os.environ.get("QUADVIZ_MAX_SGD_NUMBERS", "inf"))
 class Widget:
     """Sidebar widget of one Config field, with the range the sidebar offers.
 
-    The range may be narrower than the Config range, for example d only up to
-    a few thousand. A link value outside it is clamped with a warning.
+    The range may be narrower than the Config range, for example the width only
+    up to 1024. A link value outside it is clamped with a warning.
     """
 
     kind: str
@@ -55,7 +55,9 @@ class Widget:
 
 
 WIDGETS: dict[str, Widget] = {
-    "d": Widget("slider", 2, 4096, 1, label="input dimension d"),
+    # The flow and reduced SGD cost the same at any d, so d goes up to 10^9;
+    # the compute budget decides what runs at a given size.
+    "d": Widget("number", 2, 10**9, 64, label="input dimension d"),
     "beta": Widget("slider", 0.0, 0.99, 0.01, label="rank exponent β (r = d^β)"),
     "r": Widget("number", 1, 4096, 1, label="teacher rank r (empty: from β)"),
     "alpha": Widget("slider", 0.0, 5.0, 0.05, label="spectrum exponent α"),
@@ -63,7 +65,7 @@ WIDGETS: dict[str, Widget] = {
     "width": Widget("slider", 1, 1024, 1, label="student width m"),
     "sigma0": Widget("number", 1e-4, 10.0, 0.01, "%.4g", label="initial scale σ₀"),
     "noise": Widget("number", 0.0, 10.0, 0.1, "%.3g", label="label noise σ_ε"),
-    "lr": Widget("number", 1e-6, 10.0, 0.001, "%.4g", label="learning rate lr"),
+    "lr": Widget("number", 1e-9, 10.0, 0.001, "%.4g", label="learning rate lr"),
     "batch": Widget("number", 1, 4096, 1, label="batch size B"),
     "steps": Widget("number", 1, 1_000_000, 1000, label="SGD steps"),
     "t_max": Widget(
