@@ -96,7 +96,7 @@ def quadviz_sgd(config: Config, steps: int) -> float:
 
 
 def plain_torch_loop(config: Config, steps: int, device: torch.device) -> float:
-    """The textbook loop: autograd through the loss and torch.optim.SGD."""
+    """Time the textbook loop: autograd through the loss and torch.optim.SGD."""
     B, d, m, r = config.batch, config.d, config.width, config.teacher_rank
     dtype = getattr(torch, config.dtype)
     lam = torch.as_tensor(spectrum(r, config.alpha), device=device, dtype=dtype)

@@ -172,21 +172,26 @@ def _moving_traces(trajectory, overlap, recovery, i, y_range, colors):
     ]
 
 
-def _controls(labels: list[str], names: list[str]) -> tuple[list[dict], list[dict]]:
-    """Play, pause and restart buttons and the time slider driving the frames."""
-    play = dict(
-        label="▶ Play",
+def _animate_button(label: str, from_current: bool) -> dict:
+    """Button that plays the frames, from the shown frame or from the first."""
+    return dict(
+        label=label,
         method="animate",
         args=[
             None,
             dict(
                 frame=dict(duration=FRAME_MS, redraw=True),
                 transition=dict(duration=0),
-                fromcurrent=True,
+                fromcurrent=from_current,
                 mode="immediate",
             ),
         ],
     )
+
+
+def _controls(labels: list[str], names: list[str]) -> tuple[list[dict], list[dict]]:
+    """Play, pause and restart buttons and the time slider driving the frames."""
+    play = _animate_button("▶ Play", from_current=True)
     pause = dict(
         label="❚❚ Pause",
         method="animate",
@@ -199,19 +204,7 @@ def _controls(labels: list[str], names: list[str]) -> tuple[list[dict], list[dic
             ),
         ],
     )
-    restart = dict(
-        label="↺ Restart",
-        method="animate",
-        args=[
-            None,
-            dict(
-                frame=dict(duration=FRAME_MS, redraw=True),
-                transition=dict(duration=0),
-                fromcurrent=False,
-                mode="immediate",
-            ),
-        ],
-    )
+    restart = _animate_button("↺ Restart", from_current=False)
     menus = [
         dict(
             type="buttons",

@@ -307,7 +307,7 @@ class Config:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field plus the resolved r and number of steps."""
+        """Return every field plus the resolved r, steps, horizon and SGD path."""
         out = asdict(self)
         out["r_resolved"] = self.teacher_rank
         out["steps_resolved"] = self.num_steps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -22,7 +22,7 @@ Progress = Callable[[float, str], None]
 class Experiment:
     """Everything one configuration produces, as CPU numpy arrays.
 
-    sgd is None for a flow-only run. escape_predicted holds the predicted
+    sgd is None for a flow-only run. escape_predicted contains the predicted
     escape time t_j of every direction (np.inf where it never escapes).
     """
 
@@ -115,14 +115,10 @@ def dimension_ladder(
     r derived from beta would grow with d.
     """
     out = []
-    fixed = {**_fields(config), "r": config.teacher_rank}
+    fixed = {**asdict(config), "r": config.teacher_rank}
     for i, d in enumerate(dims):
         exp = flow_only(Config(**{**fixed, "d": int(d)}))
         out.append((int(d), exp.flow))
         if progress is not None:
             progress((i + 1) / len(dims), f"population flow at d = {d}")
     return out
-
-
-def _fields(config: Config) -> dict:
-    return {f: getattr(config, f) for f in config.__dataclass_fields__}

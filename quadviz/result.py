@@ -47,6 +47,6 @@ class Trajectory:
         return self.risk.mean(axis=0)
 
 
-# Directions kept in the overlap matrix Theta^T M Theta; larger r would make
+# Directions kept in the overlap matrix Theta^T M Theta. A larger r would make
 # the per-time matrices too big to cache and to draw as a heatmap.
 OVERLAP_DIRECTIONS = 48

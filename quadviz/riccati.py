@@ -177,10 +177,10 @@ class RiccatiFlow:
     def solve(self, times: np.ndarray, progress=None) -> Trajectory:
         """Risk, recovery, spectrum and overlaps at increasing times t >= 0.
 
-        BLAS runs on one thread: on a busy 2-core machine OpenBLAS's spinning
-        threads cost far more than they save (a 192 x 64 QR took 0.3 ms on
-        one thread and 6 to 45 ms on two busy cores, OpenBLAS 0.3.31), and a
-        hosted app serves several visitors at once anyway.
+        BLAS runs on one thread, because on a busy 2-core machine OpenBLAS's
+        spinning threads cost far more than they save: a 192 x 64 QR took
+        0.3 ms on one thread and 6 to 45 ms on two busy cores (OpenBLAS
+        0.3.31). A hosted app serves several visitors at once anyway.
         """
         with threadpool_limits(limits=1, user_api="blas"):
             return self._solve(times, progress)

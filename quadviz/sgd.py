@@ -92,8 +92,10 @@ def population_risk(
 
 
 def sgd_chunk(X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, lr: float) -> torch.Tensor:
-    """Apply len(X) SGD steps to W (S, d, m) with batches X (k, S, B, d) and
-    labels Y (k, S, B); return the new W."""
+    """Apply len(X) SGD steps to W (S, d, m) and return the new W.
+
+    X (k, S, B, d) contains the batches and Y (k, S, B) their labels.
+    """
     B = X.shape[2]
     for i in range(X.shape[0]):
         x = X[i]

@@ -130,7 +130,7 @@ def measured_escape_times(time: np.ndarray, recovery: np.ndarray) -> np.ndarray:
 class PowerLawFit:
     """Least-squares fit log y = slope log t + intercept on [t_lo, t_hi].
 
-    stderr is the standard error of the slope from the fit residuals; the
+    stderr is the standard error of the slope from the fit residuals. The
     points of one curve are correlated, so it measures curvature inside the
     window rather than a statistical uncertainty.
     """
@@ -191,8 +191,8 @@ def emergence_window(escape_predicted: np.ndarray) -> tuple[float, float] | None
     """Window of the power-law regime: from twice the first predicted escape
     time to the last finite one, or None when that spans less than 3x.
 
-    Between these times directions emerge one after another, which is what
-    makes the risk a power law; before it the risk is on its plateau, after
+    Between these times directions emerge one after another, which makes the
+    risk a power law. Before the window the risk is on its plateau, and after
     it the last learnable direction has converged and the risk collapses.
     """
     finite = np.asarray(escape_predicted)[np.isfinite(escape_predicted)]

@@ -10,7 +10,7 @@ any other address are aborted.
 from __future__ import annotations
 
 import os
-import socket
+from contextlib import contextmanager
 import subprocess
 import sys
 import time
@@ -23,24 +23,11 @@ from typing import Any
 
 import pytest
 
+from tools.browser import CHROMIUM_ARGS, CHROMIUM_PATH, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_DIR = ROOT / "test-output"
 SCREENSHOT_DIR = OUTPUT_DIR / "screenshots"
-
-CHROMIUM_PATH = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps trying to reach
-# Google's servers, which a closed network refuses. The resolver rule makes
-# every host name but 127.0.0.1 fail to resolve.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 
 SERVER_START_TIMEOUT_S = 60.0
 SERVER_STOP_TIMEOUT_S = 10.0
@@ -72,12 +59,6 @@ def _skip_or_fail(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
     pytest.skip(reason)
-
-
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _read_health(url: str) -> str | None:
@@ -128,7 +109,7 @@ def _wait_for_health(process: subprocess.Popen, url: str, stderr_path: Path) -> 
 def streamlit_url() -> Iterator[str]:
     """Start ``streamlit run app.py`` on a free loopback port and yield its
     base URL. The server is stopped by its pid when the session ends."""
-    port = _free_loopback_port()
+    port = free_port()
     OUTPUT_DIR.mkdir(exist_ok=True)
     stdout_path = OUTPUT_DIR / "streamlit-stdout.log"
     stderr_path = OUTPUT_DIR / "streamlit-stderr.log"
@@ -323,11 +304,18 @@ class AppPage:
 
 @pytest.fixture
 def app_page(chromium: Any, streamlit_url: str) -> Iterator[AppPage]:
-    """A fresh browser context and page on the test server. Requests to any
+    """A fresh browser context and page on the test server."""
+    with loopback_app_page(chromium, streamlit_url) as app:
+        yield app
+
+
+@contextmanager
+def loopback_app_page(chromium: Any, base_url: str) -> Iterator[AppPage]:
+    """A fresh browser context and page on ``base_url``. Requests to any
     address but loopback are aborted and recorded in ``blocked_requests``."""
     context = chromium.new_context(viewport=VIEWPORT)
     context.set_default_timeout(PAGE_TIMEOUT_MS)
-    app = AppPage(context.new_page(), streamlit_url)
+    app = AppPage(context.new_page(), base_url)
 
     def abort_remote(route: Any) -> None:
         app.blocked_requests.append(route.request.url)

@@ -29,18 +29,16 @@ import pytest
 from conftest import (
     APP_IDLE_SELECTOR,
     OUTPUT_DIR,
-    PAGE_TIMEOUT_MS,
     PLOTLY_SELECTOR,
     ROOT,
-    VIEWPORT,
     AppPage,
-    _free_loopback_port,
-    _is_loopback,
     _stop_process,
     _wait_for_health,
+    loopback_app_page,
 )
 
 from quadviz.config import FIELDS
+from tools.browser import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -94,7 +92,7 @@ ALERT_SELECTOR = '[data-testid="stAlert"]'
 def limited_url() -> Iterator[str]:
     """Start ``streamlit run app.py`` with small run budgets and the flags of
     a production deployment, on a free loopback port; stop it by its pid."""
-    port = _free_loopback_port()
+    port = free_port()
     OUTPUT_DIR.mkdir(exist_ok=True)
     stderr_path = OUTPUT_DIR / "streamlit-limited-stderr.log"
     env = {
@@ -135,19 +133,8 @@ def limited_url() -> Iterator[str]:
 @pytest.fixture
 def app(chromium: Any, limited_url: str) -> Iterator[AppPage]:
     """A fresh browser context on the limited server; only loopback loads."""
-    context = chromium.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    page = AppPage(context.new_page(), limited_url)
-
-    def abort_remote(route: Any) -> None:
-        page.blocked_requests.append(route.request.url)
-        route.abort()
-
-    context.route(lambda url: not _is_loopback(url), abort_remote)
-    try:
+    with loopback_app_page(chromium, limited_url) as page:
         yield page
-    finally:
-        context.close()
 
 
 def _query(params: dict[str, str] | list[tuple[str, str]]) -> str:

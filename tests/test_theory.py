@@ -15,7 +15,8 @@ def test_fit_recovers_exact_power_law():
     assert fit.ok
     assert fit.slope == pytest.approx(-1.3, abs=1e-10)
     assert fit.stderr < 1e-8
-    assert fit.t_lo >= 10 and fit.t_hi <= 1e3
+    assert fit.t_lo >= 10
+    assert fit.t_hi <= 1e3
 
 
 def test_auto_window_skips_plateau_and_floor():

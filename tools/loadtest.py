@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,18 +38,9 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from tools.browser import CHROMIUM_ARGS, CHROMIUM_PATH, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_PATH = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 PAGES = {"overview": "/", "sgd": "/sgd", "riccati": "/riccati", "recovery": "/recovery"}
 NAV_TITLES = {
     "overview": "Overview",
@@ -87,12 +77,6 @@ CHARTS_DRAWN_JS = """
 POLL_SECONDS = 0.05
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _health(url: str) -> bool:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
@@ -104,7 +88,7 @@ def _health(url: str) -> bool:
 
 def start_server(log_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     """Start the app with the production flags; return the process and URL."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true",
@@ -301,7 +285,7 @@ async def _drive(base_url: str, sessions: int, seconds: float, seed: int) -> lis
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS, headless=True
+            executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS, headless=True
         )
         try:
             contexts = [

@@ -7,6 +7,8 @@ requests a file. The standalone HTML inlines plotly.js (about 4 MB).
 
 from __future__ import annotations
 
+import functools
+
 import re
 
 import plotly.graph_objects as go
@@ -29,30 +31,23 @@ def figure_buttons(figure: go.Figure, key: str) -> None:
     if lecture_enabled():
         return
     stem = _file_stem(figure, key)
+    html_help = (
+        "Standalone page with plotly.js inlined (about 4 MB); opens "
+        "without a network connection. The chart's camera button saves SVG."
+    )
+    formats = (
+        ("Data as CSV", export.figure_csv, "csv", "text/csv", None),
+        ("Data as JSON", export.figure_json, "json", "application/json", None),
+        ("Figure as HTML", export.figure_html, "html", "text/html", html_help),
+    )
     with st.popover("Download", icon=":material/download:", key=f"{key}_downloads"):
-        st.download_button(
-            "Data as CSV",
-            data=lambda: export.figure_csv(figure),
-            file_name=f"{stem}.csv",
-            mime="text/csv",
-            key=f"{key}_csv",
-            on_click="ignore",
-        )
-        st.download_button(
-            "Data as JSON",
-            data=lambda: export.figure_json(figure),
-            file_name=f"{stem}.json",
-            mime="application/json",
-            key=f"{key}_json",
-            on_click="ignore",
-        )
-        st.download_button(
-            "Figure as HTML",
-            data=lambda: export.figure_html(figure),
-            file_name=f"{stem}.html",
-            mime="text/html",
-            key=f"{key}_html",
-            on_click="ignore",
-            help="Standalone page with plotly.js inlined (about 4 MB); opens "
-            "without a network connection. The chart's camera button saves SVG.",
-        )
+        for label, render, suffix, mime, help_text in formats:
+            st.download_button(
+                label,
+                data=functools.partial(render, figure),
+                file_name=f"{stem}.{suffix}",
+                mime=mime,
+                key=f"{key}_{suffix}",
+                on_click="ignore",
+                help=help_text,
+            )

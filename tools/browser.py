@@ -1,0 +1,29 @@
+"""Chromium and loopback-port settings shared by the browser tests, the load
+test and the latency benchmark."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+CHROMIUM_PATH = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying to reach
+# Google's servers, which a closed network refuses. The resolver rule makes
+# every host name but 127.0.0.1 fail to resolve.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--no-proxy-server",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free at the time of the call."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
