@@ -9,9 +9,13 @@ this frame) when the first request of the server process opens its URL.
 
 import streamlit as st
 
+from quadviz import reduced_kernel
 from quadviz.app import controls, gallery, lecture, share
 
 st.set_page_config(page_title="quadviz", layout="wide")
+# Compile the reduced-SGD loop off the request path; until it is ready,
+# reduced SGD takes the same steps in the torch loop.
+reduced_kernel.start_warm_up()
 
 page = st.navigation(
     [

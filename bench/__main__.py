@@ -12,7 +12,8 @@ result does not depend on how fast the machine happens to be:
   (autograd through the loss, torch.optim.SGD, the same exact risk on the
   same log-spaced grid);
 - 8 seeds against 1 seed;
-- reduced-coordinate SGD against full SGD, and at d = 10^6 against d = 4096;
+- reduced-coordinate SGD (numba loop, and the torch loop used on CUDA or
+  without numba) against full SGD, and at d = 10^6 against d = 4096;
 - the exact flow against scipy's solve_ivp (RK45, rtol 1e-8) on the same
   reduced system, with their largest relative difference.
 """
@@ -124,9 +125,10 @@ def plain_torch_loop(config: Config, steps: int, device: torch.device) -> float:
     return best_time(run)
 
 
-def reduced_sgd(config: Config, steps: int) -> float:
+def reduced_sgd(config: Config, steps: int, use_kernel: bool = True) -> float:
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = ReducedSGD(config, lam)
+    runner.use_kernel = use_kernel and runner.use_kernel
     work = config.seeds * config.batch * (config.teacher_rank + 2 * config.width) ** 2
 
     def run():
@@ -230,6 +232,7 @@ def run_suite(full: bool, device_name: str) -> list[dict]:
     rows.append({
         "case": "reduced SGD, B=32 r=m=32",
         "vs_full_at_d4096": t_full / t_red,
+        "torch_loop_vs_full_at_d4096": t_full / reduced_sgd(red, steps, use_kernel=False),
         "d1e6_vs_d4096_time": t_red_huge / t_red,
     })
     for r_m in ((64,) if not full else (64, 512)):

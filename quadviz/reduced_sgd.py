@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from quadviz import reduced_kernel
 from quadviz.config import Config
 from quadviz.riccati import bartlett_state, reduce_state
 from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, SeedStreams, compiled, resolve_device
@@ -62,6 +63,16 @@ def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
+def _positive_diagonal(R: torch.Tensor) -> torch.Tensor:
+    """R (S, m, m) with rows flipped to a non-negative diagonal.
+
+    This is the Cholesky factor of R^T R, the factor the numba loop takes,
+    so both loops follow the same path on the same draws.
+    """
+    diag = torch.diagonal(R, dim1=1, dim2=2)
+    return R * torch.where(diag < 0, -1.0, 1.0)[:, :, None]
+
+
 def reduced_chunk(
     X: torch.Tensor, Y: torch.Tensor, T: torch.Tensor, W: torch.Tensor, lr: float,
     r: int,
@@ -87,12 +98,12 @@ def reduced_chunk(
         # S = T^T T with T the transposed Bartlett factor, so Y = T v. For
         # B > m, v = Q_v R_v and Q_v^T S Q_v ~ Wishart_m, so Y = T R_v.
         if q < B:
-            Rv = torch.linalg.qr(v, mode="r")[1]
+            Rv = _positive_diagonal(torch.linalg.qr(v, mode="r")[1])
             extra = torch.bmm(T[i], Rv)
         else:
             extra = torch.bmm(T[i], v)
         stacked = torch.cat([W[:, r:], lr * extra], dim=1)
-        F = torch.linalg.qr(stacked, mode="r")[1]
+        F = _positive_diagonal(torch.linalg.qr(stacked, mode="r")[1])
         W = torch.cat([W[:, :r], F], dim=1)
     return W
 
@@ -137,35 +148,71 @@ class ReducedSGD(OnlineSGD):
                 f"min(batch, width) = {r + m + q}"
             )
         self.q = q
+        # The compiled loop needs numba and CPU tensors; tests switch it off
+        # to compare it with the torch loop on the same draws.
+        self.use_kernel = reduced_kernel.AVAILABLE and self.device.type == "cpu"
         self.dof = torch.tensor(
             [self.n_perp - i for i in range(q)], device=self.device, dtype=torch.float64
         )
 
     def step(self, n: int) -> None:
-        """Take n reduced SGD steps in place, drawing in chunks of steps."""
+        """Take n reduced SGD steps in place, drawing in chunks of steps.
+
+        On the CPU with numba installed, each seed's chunk runs in the
+        compiled loop of :mod:`quadviz.reduced_kernel`; otherwise (CUDA, or
+        no numba) in the TorchScript loop :func:`reduced_chunk`. Both consume
+        the same random numbers in the same order.
+        """
         c = self.config
         S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
+        n_upper = q * (q - 1) // 2
         per_step = S * (B * (r + m) + q * q)
         chunk = max(1, min(n, DRAW_ELEMENTS // per_step))
         done = 0
         while done < n:
             k = min(chunk, n - done)
             # sample: the batch's parts along the teacher and along span(U),
-            # and the Bartlett factor of the Wishart part outside both
+            # and the Bartlett factor of the Wishart part outside both:
+            # sqrt(chi^2) on the diagonal, Gaussians strictly above it
             X = self.streams.normal((k, B, r + m), self.dtype)
-            Xr = X[..., :r]
-            Y = (Xr * Xr) @ self.lam - self.lam_sum
             if c.noise > 0:
-                Y += c.noise * self.streams.normal((k, B), self.dtype)
+                noise = self.streams.normal((k, B), self.dtype)
+            else:
+                noise = torch.zeros((S, k, B), device=self.device, dtype=self.dtype)
             chi2 = torch.stack([
                 2.0 * standard_gamma(self.dof.expand(k, q) / 2.0, gen)
                 for gen in self.streams.gens
             ])
-            T = self.streams.normal((k, q, q), self.dtype).triu(1)
-            T = T + torch.diag_embed(torch.sqrt(chi2).to(self.dtype))
-            # the chunk runs over steps: (S, k, ...) viewed as (k, S, ...)
-            self.W = compiled(reduced_chunk)(
-                X.transpose(0, 1), Y.transpose(0, 1), T.transpose(0, 1), self.W, c.lr, r
-            )
+            chi = torch.sqrt(chi2).to(self.dtype)
+            upper = self.streams.normal((k, n_upper), self.dtype)
+            # while the app compiles the numba loop in the background, the
+            # torch loop takes the same steps instead of waiting for it
+            if self.use_kernel and reduced_kernel.ready():
+                self._kernel_chunk(X, noise, upper, chi)
+            else:
+                self._torch_chunk(X, noise, upper, chi)
             done += k
 
+    def _kernel_chunk(self, X, noise, upper, chi) -> None:
+        lam = self.lam64.cpu().numpy()
+        W = self.W.numpy()
+        lr = float(self.config.lr)
+        for s in range(self.config.seeds):
+            reduced_kernel.reduced_steps(
+                X[s].numpy(), noise[s].numpy(), upper[s].numpy(), chi[s].numpy(),
+                W[s], lam, lr, float(self.config.noise),
+            )
+
+    def _torch_chunk(self, X, noise, upper, chi) -> None:
+        c = self.config
+        S, k, q = X.shape[0], X.shape[1], self.q
+        Xr = X[..., : self.r]
+        Y = (Xr * Xr) @ self.lam - self.lam_sum + c.noise * noise
+        T = torch.diag_embed(chi)
+        rows, cols = torch.triu_indices(q, q, offset=1, device=self.device)
+        T[..., rows, cols] = upper
+        # the chunk runs over steps: (S, k, ...) viewed as (k, S, ...)
+        self.W = compiled(reduced_chunk)(
+            X.transpose(0, 1), Y.transpose(0, 1), T.transpose(0, 1), self.W,
+            c.lr, self.r,
+        )

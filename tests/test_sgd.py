@@ -165,7 +165,8 @@ def test_cuda_matches_cpu_statistics():
 
 
 @pytest.mark.slow
-def test_reduced_sgd_equals_full_in_law():
+@pytest.mark.parametrize("use_kernel", [True, False], ids=["numba", "torch"])
+def test_reduced_sgd_equals_full_in_law(use_kernel):
     """Risk of reduced and full SGD from one W_0 has the same distribution.
 
     256 runs each at 4 times. Means of log risk are compared by a two-sample
@@ -184,7 +185,9 @@ def test_reduced_sgd_equals_full_in_law():
                                seeds=64, points=4, dtype="float64", device="cpu",
                                seed=100 + seed)
         risks["full"].append(OnlineSGD(config, lam, W0).run().risk)
-        risks["reduced"].append(ReducedSGD(config, lam, W0).run().risk)
+        reduced = ReducedSGD(config, lam, W0)
+        reduced.use_kernel = use_kernel
+        risks["reduced"].append(reduced.run().risk)
     full = np.log(np.concatenate(risks["full"])[:, 1:])
     reduced = np.log(np.concatenate(risks["reduced"])[:, 1:])
     n = len(full)
@@ -192,6 +195,84 @@ def test_reduced_sgd_equals_full_in_law():
     assert np.all(np.abs(z) < 4.0), z
     for i in range(full.shape[1]):
         assert ks_2samp(full[:, i], reduced[:, i]).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(
+    "batch, width, noise",
+    [(4, 4, 0.0), (16, 4, 0.0), (2, 6, 0.0), (8, 8, 0.3)],
+    ids=["B=m", "B>m", "B<m", "noise"],
+)
+def test_reduced_kernel_matches_torch_loop(batch, width, noise):
+    """The numba loop and the torch loop take the same steps on the same draws.
+
+    Both keep F upper triangular with a non-negative diagonal (the Cholesky
+    factor of its Gram), so the whole state [P; F] is compared.
+    """
+    from quadviz import reduced_kernel
+
+    assert reduced_kernel.AVAILABLE, "numba is in requirements.txt but missing"
+    lam = spectrum(3, 1.0)
+    config = Config.create(d=200, r=3, width=width, batch=batch, lr=0.2 * batch / 200,
+                           steps=40, seeds=2, noise=noise, dtype="float64",
+                           device="cpu")
+    runs = {}
+    for use_kernel in (True, False):
+        runner = ReducedSGD(config, lam)
+        runner.use_kernel = use_kernel
+        runner.step(40)
+        runs[use_kernel] = runner.W
+    torch.testing.assert_close(runs[True], runs[False], rtol=1e-9, atol=1e-12)
+    start = ReducedSGD(config, lam).W
+    assert (runs[True] - start).abs().max() > 1e-3
+
+
+def test_reduced_kernel_factor_fallbacks():
+    """Singular Grams fall back to QR of the stacked matrix or to eigh."""
+    from quadviz.reduced_kernel import _upper_factor
+
+    rng = np.random.default_rng(1)
+    stacked = rng.standard_normal((5, 4))
+    stacked[:, 3] = stacked[:, 0]  # rank 3: Cholesky fails
+    gram = stacked.T @ stacked
+    for source in (stacked, None):
+        factor = _upper_factor(gram, source)
+        np.testing.assert_allclose(np.tril(factor, -1), 0.0, atol=1e-12)
+        np.testing.assert_allclose(factor.T @ factor, gram, atol=1e-9)
+
+
+def test_reduced_sgd_uses_torch_loop_until_ready(monkeypatch):
+    """While the numba loop is not ready, steps run in the torch loop."""
+    from quadviz import reduced_kernel
+
+    def fail(*args):
+        raise AssertionError("numba loop called before it was ready")
+
+    monkeypatch.setattr(reduced_kernel, "ready", lambda: False)
+    monkeypatch.setattr(reduced_kernel, "reduced_steps", fail)
+    config = Config.create(d=10**4, r=4, width=4, batch=4, steps=30, points=4)
+    runner = ReducedSGD(config, spectrum(4, 1.0))
+    assert runner.use_kernel
+    assert runner.run().status == "ok"
+
+
+def test_reduced_kernel_warm_up_thread():
+    from quadviz import reduced_kernel
+
+    reduced_kernel.start_warm_up()
+    reduced_kernel.start_warm_up()
+    assert len(reduced_kernel._WARM_UP) == 1
+    reduced_kernel._WARM_UP[0].join(timeout=300)
+    assert reduced_kernel.ready()
+
+
+def test_reduced_kernel_divergence_reported():
+    """A step size far above the stability limit ends the run as diverged."""
+    config = Config.create(d=10**5, r=4, width=4, batch=4, lr=0.5, steps=200,
+                           points=10, device="cpu")
+    assert config.sgd_method == "reduced"
+    exp = simulate(config)
+    assert exp.sgd.status == "diverged"
+    assert "stability limit" in exp.sgd.message
 
 
 def test_reduced_sgd_speed_does_not_depend_on_d():
