@@ -45,15 +45,27 @@ from quadviz.teacher import spectrum
 
 def best_time(fn, repeats: int = 5) -> float:
     """Smallest wall time of ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return best_times([fn], repeats)[0]
+
+
+def best_times(fns, repeats: int = 7) -> list[float]:
+    """Smallest wall time of each function over ``repeats`` rounds.
+
+    One round calls every function once, in order, so slow phases of a shared
+    machine (other processes, clock changes) hit all of them alike and
+    cancel in their ratios. One warm-up call per function comes first.
+    """
+    for fn in fns:
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    best = [math.inf] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def sgd_config(B: int, d: int, m: int, seeds: int = 1, **extra) -> Config:
@@ -62,8 +74,8 @@ def sgd_config(B: int, d: int, m: int, seeds: int = 1, **extra) -> Config:
                          **extra)
 
 
-def machine_bound(config: Config, steps: int, device: torch.device) -> float:
-    """Seconds for the Gaussian draws and the two matrix products alone."""
+def machine_bound(config: Config, steps: int, device: torch.device):
+    """Loop of the Gaussian draws and the two matrix products alone."""
     S, B, d, m = config.seeds, config.batch, config.d, config.width
     dtype = getattr(torch, config.dtype)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -75,10 +87,11 @@ def machine_bound(config: Config, steps: int, device: torch.device) -> float:
             Z = torch.bmm(X, W)
             torch.bmm(X.transpose(1, 2), Z)
 
-    return best_time(run)
+    return run
 
 
-def quadviz_sgd(config: Config, steps: int) -> float:
+def quadviz_sgd(config: Config, steps: int):
+    """quadviz's full-path SGD, measured on a log-spaced grid of steps."""
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = OnlineSGD(config, lam, initial_weights(config))
     grid = log_steps(steps, config.points)[1:]
@@ -93,11 +106,11 @@ def quadviz_sgd(config: Config, steps: int) -> float:
                 done = int(target)
                 runner.measure()
 
-    return best_time(run)
+    return run
 
 
-def plain_torch_loop(config: Config, steps: int, device: torch.device) -> float:
-    """Time the textbook loop: autograd through the loss and torch.optim.SGD."""
+def plain_torch_loop(config: Config, steps: int, device: torch.device):
+    """The textbook loop: autograd through the loss and torch.optim.SGD."""
     B, d, m, r = config.batch, config.d, config.width, config.teacher_rank
     dtype = getattr(torch, config.dtype)
     lam = torch.as_tensor(spectrum(r, config.alpha), device=device, dtype=dtype)
@@ -122,10 +135,10 @@ def plain_torch_loop(config: Config, steps: int, device: torch.device) -> float:
             loss.backward()
             opt.step()
 
-    return best_time(run)
+    return run
 
 
-def reduced_sgd(config: Config, steps: int, use_kernel: bool = True) -> float:
+def reduced_sgd(config: Config, steps: int, use_kernel: bool = True):
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = ReducedSGD(config, lam)
     runner.use_kernel = use_kernel and runner.use_kernel
@@ -135,10 +148,10 @@ def reduced_sgd(config: Config, steps: int, use_kernel: bool = True) -> float:
         with torch.no_grad(), torch_threads_for(work):
             runner.step(steps)
 
-    return best_time(run)
+    return run
 
 
-def full_sgd_steps(config: Config, steps: int) -> float:
+def full_sgd_steps(config: Config, steps: int):
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = OnlineSGD(config, lam, initial_weights(config))
     work = config.seeds * config.batch * config.d * config.width
@@ -147,7 +160,7 @@ def full_sgd_steps(config: Config, steps: int) -> float:
         with torch.no_grad(), torch_threads_for(work):
             runner.step(steps)
 
-    return best_time(run)
+    return run
 
 
 def flow_against_ivp(r: int, m: int) -> dict:
@@ -208,31 +221,39 @@ def run_suite(full: bool, device_name: str) -> list[dict]:
                            (32, 512, 64, 1000), (1, 256, 16, 4000)):
         steps *= scale
         config = sgd_config(B, d, m, device=device.type, points=10)
-        t_q = quadviz_sgd(config, steps)
-        t_bound = machine_bound(config, steps, device)
-        t_plain = plain_torch_loop(config, steps, device)
+        t_q, t_bound, t_plain, t_red = best_times([
+            quadviz_sgd(config, steps),
+            machine_bound(config, steps, device),
+            plain_torch_loop(config, steps, device),
+            reduced_sgd(config.replace(method="reduced"), steps),
+        ])
         rows.append({
             "case": f"full SGD B={B} d={d} m={m}",
             "samples_per_s": B * steps / t_q,
             "vs_machine_bound": t_bound / t_q,
             "vs_plain_torch": t_plain / t_q,
+            "reduced_path_vs_plain_torch": t_plain / t_red,
         })
     one = sgd_config(32, 512, 64, seeds=1, device=device.type)
     eight = sgd_config(32, 512, 64, seeds=8, device=device.type)
     steps = 300 * scale
+    t_eight, t_one = best_times([full_sgd_steps(eight, steps), full_sgd_steps(one, steps)])
     rows.append({
         "case": "8 seeds against 1 seed, B=32 d=512 m=64",
-        "cost_ratio": full_sgd_steps(eight, steps) / full_sgd_steps(one, steps),
+        "cost_ratio": t_eight / t_one,
     })
     red = sgd_config(32, 4096, 32, r=32, device=device.type)
-    steps = 200 * scale
-    t_full = full_sgd_steps(red.replace(method="full"), steps)
-    t_red = reduced_sgd(red, steps)
-    t_red_huge = reduced_sgd(red.replace(d=10**6, lr=red.lr), steps)
+    steps = 600 * scale
+    t_full, t_red, t_red_huge, t_red_torch = best_times([
+        full_sgd_steps(red.replace(method="full"), steps),
+        reduced_sgd(red, steps),
+        reduced_sgd(red.replace(d=10**6, lr=red.lr), steps),
+        reduced_sgd(red, steps, use_kernel=False),
+    ])
     rows.append({
         "case": "reduced SGD, B=32 r=m=32",
         "vs_full_at_d4096": t_full / t_red,
-        "torch_loop_vs_full_at_d4096": t_full / reduced_sgd(red, steps, use_kernel=False),
+        "torch_loop_vs_full_at_d4096": t_full / t_red_torch,
         "d1e6_vs_d4096_time": t_red_huge / t_red,
     })
     for r_m in ((64,) if not full else (64, 512)):

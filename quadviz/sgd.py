@@ -97,6 +97,8 @@ def sgd_chunk(X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, lr: float) -> t
     X (k, S, B, d) contains the batches and Y (k, S, B) their labels.
     """
     B = X.shape[2]
+    # the steps update one copy of W in place, so no step allocates a new W
+    W = W.clone()
     for i in range(X.shape[0]):
         x = X[i]
         # forward: residual of the centred quadratic student, Z is (S, B, m)
@@ -105,10 +107,9 @@ def sgd_chunk(X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, lr: float) -> t
         res = (Z * Z).sum(dim=2) - norm2[:, None] - Y[i]
         # update: W <- (1 + 2 lr mean(res)) W - (2 lr / B) X^T (res Z)
         shrink = 1.0 + 2.0 * lr * res.mean(dim=1)
-        Z = Z * res[:, :, None]
-        W = torch.baddbmm(
-            W * shrink[:, None, None], x.transpose(1, 2), Z, alpha=-2.0 * lr / B
-        )
+        Z.mul_(res[:, :, None])
+        W.mul_(shrink[:, None, None])
+        W.baddbmm_(x.transpose(1, 2), Z, alpha=-2.0 * lr / B)
     return W
 
 
@@ -176,31 +177,52 @@ def torch_threads_for(work_per_step: int):
         torch.set_num_threads(before)
 
 
+# Each seed's Gaussians come from DRAW_SPLIT generators, each filling one
+# contiguous part of a draw of at least SPLIT_MIN_NUMBERS numbers. torch
+# draws CPU Gaussians on one thread, so this lets one seed's draw use two
+# cores. The split depends on the shape alone, never on the thread count, so
+# a seed's numbers are the same on 1 or 2 threads.
+DRAW_SPLIT = 2
+SPLIT_MIN_NUMBERS = 1 << 15
+
+
 class SeedStreams:
-    """One random generator per seed, so seed i's run does not depend on how
-    many seeds run beside it, and seeds can be drawn on several threads."""
+    """Random generators per seed, so seed i's run does not depend on how
+    many seeds run beside it, and draws can run on several threads."""
 
     def __init__(self, seed: int, seeds: int, device: torch.device):
         self.device = device
         states = np.random.SeedSequence(seed).spawn(seeds)
-        self.gens = [
-            torch.Generator(device=device).manual_seed(int(st.generate_state(1)[0]))
-            for st in states
+        self.gens = [self._generator(st) for st in states]
+        # generators for the later parts of a split draw
+        self.part_gens = [
+            [self.gens[i]] + [self._generator(sub) for sub in st.spawn(DRAW_SPLIT - 1)]
+            for i, st in enumerate(states)
         ]
+
+    def _generator(self, state: np.random.SeedSequence) -> torch.Generator:
+        seed = int(state.generate_state(1)[0])
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     def normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """Standard Gaussians of shape (seeds, *shape)."""
         out = torch.empty((len(self.gens), *shape), device=self.device, dtype=dtype)
+        numbers = math.prod(shape)
+        parts = DRAW_SPLIT if numbers >= SPLIT_MIN_NUMBERS else 1
+        bounds = [numbers * j // parts for j in range(parts + 1)]
+        tasks = [(i, j) for i in range(len(self.gens)) for j in range(parts)]
 
-        def fill(i: int) -> None:
-            torch.randn(shape, generator=self.gens[i], out=out[i])
+        def fill(task: tuple[int, int]) -> None:
+            i, j = task
+            part = out[i].view(-1)[bounds[j] : bounds[j + 1]]
+            torch.randn(part.shape, generator=self.part_gens[i][j], out=part)
 
         pool = _draw_pool() if self.device.type == "cpu" else None
-        if pool is None or len(self.gens) == 1:
-            for i in range(len(self.gens)):
-                fill(i)
+        if pool is None or len(tasks) == 1:
+            for task in tasks:
+                fill(task)
         else:
-            list(pool.map(fill, range(len(self.gens))))
+            list(pool.map(fill, tasks))
         return out
 
 

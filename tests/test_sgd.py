@@ -9,7 +9,13 @@ from scipy.stats import ks_2samp
 from quadviz.config import Config
 from quadviz.experiment import simulate
 from quadviz.reduced_sgd import ReducedSGD
-from quadviz.sgd import OnlineSGD, initial_weights, population_risk
+from quadviz.sgd import (
+    SPLIT_MIN_NUMBERS,
+    OnlineSGD,
+    SeedStreams,
+    initial_weights,
+    population_risk,
+)
 from quadviz.teacher import spectrum, teacher_labels
 
 FLOW_GAP = 0.05  # SGD seed mean against the flow, relative, at lr * d / B = 0.005
@@ -30,18 +36,14 @@ def test_sgd_step_matches_autograd():
     lam = spectrum(3, 1.0)
     W0 = np.random.default_rng(0).standard_normal((20, 4)) * 0.4
     runner = OnlineSGD(config, lam, W0)
-    states = [gen.get_state() for gen in runner.streams.gens]
     runner.step(1)
     W_hand = runner.W.clone()
 
-    # replay each seed's batch and noise, and differentiate the loss with autograd
-    X, noise = [], []
-    for state in states:
-        gen = torch.Generator().manual_seed(0)
-        gen.set_state(state)
-        X.append(torch.randn(1, 7, 20, generator=gen, dtype=torch.float64)[0])
-        noise.append(torch.randn(1, 7, generator=gen, dtype=torch.float64)[0])
-    X, noise = torch.stack(X), torch.stack(noise)
+    # replay each seed's batch and noise from fresh streams of the same seed,
+    # and differentiate the loss with autograd
+    replay = SeedStreams(config.seed, config.seeds, torch.device("cpu"))
+    X = replay.normal((1, 7, 20), torch.float64)[:, 0]
+    noise = replay.normal((1, 7), torch.float64)[:, 0]
     lam_t = torch.as_tensor(lam)
     y = (X[:, :, :3] ** 2 - 1.0) @ lam_t + 0.3 * noise
     W = torch.as_tensor(W0).repeat(2, 1, 1).requires_grad_(True)
@@ -50,6 +52,30 @@ def test_sgd_step_matches_autograd():
     loss.backward()
     W_auto = W.detach() - 0.01 * W.grad
     torch.testing.assert_close(W_hand, W_auto, rtol=1e-12, atol=1e-12)
+
+
+def test_seed_streams_split_draw():
+    """A split draw does not depend on threads or on the other seeds."""
+    shape = (4, 64, 256)
+    assert np.prod(shape) >= SPLIT_MIN_NUMBERS
+    threads = torch.get_num_threads()
+    draws = {}
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            draws[n_threads] = SeedStreams(5, 3, torch.device("cpu")).normal(shape, torch.float32)
+    finally:
+        torch.set_num_threads(threads)
+    alone = SeedStreams(5, 1, torch.device("cpu")).normal(shape, torch.float32)
+    assert torch.equal(draws[1], draws[2])
+    assert torch.equal(draws[1][:1], alone)
+    # the two halves come from different generators, not one repeated stream
+    flat = draws[1][0].reshape(-1)
+    half = flat.numel() // 2
+    assert not torch.equal(flat[:half], flat[half:])
+    assert not torch.equal(draws[1][0], draws[1][1])
+    assert abs(float(flat.mean())) < 0.02
+    assert abs(float(flat.std()) - 1.0) < 0.02
 
 
 def test_population_risk_matches_monte_carlo():
