@@ -33,7 +33,7 @@ from quadviz.theory import lr_stability_limit
 SECONDS_PER_NUMBER = 1.2e-8  # one Gaussian number drawn and used in a step
 SECONDS_PER_SGD_FLOP = 2.5e-11  # batched matrix products of an SGD step
 SECONDS_PER_FULL_STEP = 3.0e-5  # fixed cost of one full-path SGD step
-SECONDS_PER_REDUCED_STEP = 8.0e-5  # fixed cost of one reduced-path SGD step
+SECONDS_PER_REDUCED_STEP = 2.0e-5  # fixed cost of one reduced-path SGD step (numba loop)
 SECONDS_PER_MEASURE = 2.0e-3  # fixed cost of one SGD risk measurement
 SECONDS_PER_FLOW_FLOP = 1.0e-10  # float64 QR, products and eigvalsh of the flow
 SECONDS_PER_FLOW_PIECE = 2.0e-4  # fixed cost of one propagator step
