@@ -16,17 +16,20 @@ working precision), the step falls back to the R factor of the stacked
 matrix [F~; lr E], as the torch loop does.
 
 Without numba, :data:`AVAILABLE` is False and callers use the torch loop.
-The first call after an install compiles for about 10 s (2 cores); later
+The first call after an install compiles for about 10 s on 2 cores. Later
 processes load the machine code from numba's disk cache in about 0.4 s.
-:func:`start_warm_up` does that work on a background thread, and
-:func:`ready` tells callers to use the torch loop meanwhile.
+:func:`start_warm_up` does that work off the request path, and :func:`ready`
+tells callers to use the torch loop meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -49,7 +52,7 @@ def _upper_factor(gram, stacked_or_none):
     """
     try:
         return np.ascontiguousarray(np.linalg.cholesky(gram).T)
-    except Exception:  # numba raises LinAlgError without its class in nopython mode
+    except Exception:  # nopython mode can catch only Exception, not LinAlgError
         pass
     if stacked_or_none is not None:
         return np.ascontiguousarray(np.linalg.qr(stacked_or_none)[1])
@@ -165,14 +168,47 @@ def warm_up() -> None:
     log.info("reduced-SGD loop ready after %.1f s", time.perf_counter() - start)
 
 
+# Seconds a compiling child process may take before the warm-up gives up on it.
+CHILD_COMPILE_TIMEOUT = 600
+
+
+def _compile_in_child() -> bool:
+    """Fill numba's disk cache from a child process at low CPU priority.
+
+    numba's compiler is Python code that holds the GIL, so compiling on a
+    thread of the app server slows every session's computation for about
+    10 s. A niced child leaves the server the cores and the GIL. Returns
+    whether the child succeeded.
+    """
+    code = "import os; os.nice(10); from quadviz.reduced_kernel import warm_up; warm_up()"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+            capture_output=True, text=True, timeout=CHILD_COMPILE_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.warning("compiling the reduced-SGD loop in a child process failed: %s", err)
+        return False
+    if done.returncode != 0:
+        log.warning("compiling the reduced-SGD loop in a child process failed "
+                    "(exit code %d): %s", done.returncode, done.stderr[-2000:])
+    return done.returncode == 0
+
+
 def start_warm_up() -> None:
-    """Run :func:`warm_up` once per process on a daemon thread."""
+    """Compile the loops once per process, off the caller's thread.
+
+    A daemon thread first lets a child process compile into numba's disk
+    cache, then loads the loops from there (about 0.4 s). Where the cache
+    cannot be written, the load compiles in this process instead.
+    """
     with _WARM_UP_LOCK:
         if _WARM_UP or not AVAILABLE:
             return
 
         def run() -> None:
             try:
+                _compile_in_child()
                 warm_up()
             except Exception:  # a failed compile must not end the server
                 log.exception("compiling the reduced-SGD loop failed; "
@@ -187,7 +223,7 @@ def start_warm_up() -> None:
 
 
 def ready() -> bool:
-    """Whether :data:`reduced_steps` can run now without waiting for a compile.
+    """Return whether :data:`reduced_steps` can run now without a compile.
 
     False without numba, while a background warm-up is running, and after
     one failed.
