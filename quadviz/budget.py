@@ -38,8 +38,9 @@ SECONDS_PER_MEASURE = 2.0e-3  # fixed cost of one SGD risk measurement
 SECONDS_PER_FLOW_FLOP = 1.0e-10  # float64 QR, products and eigvalsh of the flow
 SECONDS_PER_FLOW_PIECE = 2.0e-4  # fixed cost of one propagator step
 
-# Gaussian numbers the SGD backends draw in one call (quadviz.sgd.DRAW_ELEMENTS).
-DRAW_ELEMENTS = 1 << 22
+# Gaussian numbers the SGD backends draw per seed in one call
+# (quadviz.sgd.DRAW_ELEMENTS).
+DRAW_ELEMENTS = 1 << 20
 
 # Defaults sized for a hosted demo on 2 CPU cores and about 2.7 GB of memory,
 # where a run occupies one core and several visitors compute at once.
@@ -209,7 +210,7 @@ def _sgd_working_bytes(config: Config) -> int:
     S, B, m = config.seeds, config.batch, config.width
     r, n = config.teacher_rank, _path_dimension(config)
     per_step, _ = _sgd_step_cost(config)
-    draw = max(per_step, min(per_step * config.num_steps, DRAW_ELEMENTS))
+    draw = max(per_step, min(per_step * config.num_steps, S * DRAW_ELEMENTS))
     # X, the labels' squares X_par * X_par, then W, Z and the update's copies
     chunk = draw + draw * r / max(n, 1)
     state = S * (3 * n * m + 3 * B * m)

@@ -254,10 +254,11 @@ class Config:
             )
         if self.width > self.d:
             raise ConfigError("width", self.width, f"an integer in [1, d={self.d}]")
-        if self.method == "reduced" and self.d < self.teacher_rank + 2 * self.width:
+        reduced_min_d = self.teacher_rank + self.width + min(self.batch, self.width)
+        if self.method == "reduced" and self.d < reduced_min_d:
             raise ConfigError(
-                "method", self.method, f"full when d < r + 2 width = "
-                f"{self.teacher_rank + 2 * self.width}"
+                "method", self.method, f"'full' or 'auto' when d < r + width + "
+                f"min(batch, width) = {reduced_min_d}"
             )
         if self.num_steps > FIELDS["steps"].high:
             raise ConfigError(

@@ -20,6 +20,8 @@ independent of d.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -27,6 +29,8 @@ from quadviz import reduced_kernel
 from quadviz.config import Config
 from quadviz.riccati import bartlett_state, reduce_state
 from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, SeedStreams, compiled, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -114,6 +118,10 @@ class ReducedSGD(OnlineSGD):
     Requires d - r - m >= 1. The recorded risk, recovery and spectrum have
     the same law as those of :class:`quadviz.sgd.OnlineSGD` started from a
     W_0 with the same reduced state.
+
+    NOTE: from a W_0 with two equal columns, full SGD keeps them equal (a
+    saddle, risk stays high), while rounding in the factor update breaks
+    the tie here and the reduced run escapes. Random W_0 are not affected.
     """
 
     def __init__(self, config: Config, lam: np.ndarray, W0: np.ndarray | None = None):
@@ -166,8 +174,7 @@ class ReducedSGD(OnlineSGD):
         c = self.config
         S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
         n_upper = q * (q - 1) // 2
-        per_step = S * (B * (r + m) + q * q)
-        chunk = max(1, min(n, DRAW_ELEMENTS // per_step))
+        chunk = max(1, min(n, DRAW_ELEMENTS // (B * (r + m) + q * q)))
         done = 0
         while done < n:
             k = min(chunk, n - done)
@@ -197,11 +204,15 @@ class ReducedSGD(OnlineSGD):
         lam = self.lam64.cpu().numpy()
         W = self.W.numpy()
         lr = float(self.config.lr)
-        for s in range(self.config.seeds):
-            reduced_kernel.reduced_steps(
-                X[s].numpy(), noise[s].numpy(), upper[s].numpy(), chi[s].numpy(),
-                W[s], lam, lr, float(self.config.noise),
-            )
+        if not reduced_kernel.reduced_steps.signatures:
+            log.info("compiling the reduced-SGD loop, or loading it from numba's "
+                     "cache (about 10 s on the first run after an install)")
+        with reduced_kernel.one_blas_thread():
+            for s in range(self.config.seeds):
+                reduced_kernel.reduced_steps(
+                    X[s].numpy(), noise[s].numpy(), upper[s].numpy(), chi[s].numpy(),
+                    W[s], lam, lr, float(self.config.noise),
+                )
 
     def _torch_chunk(self, X, noise, upper, chi) -> None:
         c = self.config

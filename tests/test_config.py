@@ -45,6 +45,15 @@ def test_cross_field_constraints():
         Config.create(d=10, r=20, width=2)
 
 
+def test_reduced_method_needs_room_for_wishart():
+    """method=reduced is allowed from d = r + width + min(batch, width)."""
+    assert Config.create(d=8, r=2, width=5, batch=1, method="reduced").d == 8
+    with pytest.raises(ConfigError) as err:
+        Config.create(d=11, r=2, width=5, batch=8, method="reduced")
+    assert err.value.field == "method"
+    assert "min(batch, width) = 12" in str(err.value)
+
+
 def test_t_max_sets_steps():
     config = Config.create(lr=0.01, t_max=3.0)
     assert config.num_steps == 300

@@ -144,13 +144,34 @@ def test_sgd_reproducible_for_seed():
     assert not np.array_equal(a, c)
 
 
-def test_seed_run_independent_of_seed_count():
-    config = Config.create(d=64, r=4, width=4, steps=100, seeds=1, points=5, seed=3,
-                           method="full")
-    one = simulate(config).sgd.risk
-    three = simulate(config.replace(seeds=3)).sgd.risk
-    np.testing.assert_allclose(three[0], one[0], rtol=1e-6)
-    assert not np.allclose(three[1], one[0])
+@pytest.mark.parametrize(
+    "d, batch, steps, method",
+    [(64, 32, 100, "full"), (1024, 64, 100, "full"), (10**5, 64, 700, "reduced")],
+    ids=["full", "full-split-draws", "reduced"],
+)
+def test_seed_run_independent_of_seed_count(d, batch, steps, method):
+    """Seed 0 follows the same path with 1 or 3 seeds, label noise included.
+
+    At d = 1024, B = 64 each step's batch is drawn in two parts, and the
+    chunks span several output times, so the chunking is exercised too.
+    """
+    config = Config.create(d=d, r=4, width=4, batch=batch, steps=steps, seeds=1,
+                           points=8, seed=3, noise=0.3, method=method)
+    one = simulate(config).sgd
+    three = simulate(config.replace(seeds=3)).sgd
+    assert one.info["method"] == method
+    np.testing.assert_allclose(three.risk[0], one.risk[0], rtol=1e-6)
+    assert not np.allclose(three.risk[1], one.risk[0])
+
+
+def test_float64_overflow_ends_as_diverged():
+    """W finite but W^T W beyond float64 ends the run as diverged."""
+    config = Config.create(d=7, r=2, width=3, batch=2, lr=0.5 / 7, steps=400, seeds=64,
+                           points=4, dtype="float64", device="cpu", seed=505,
+                           sigma0=1.0, method="full")
+    run = OnlineSGD(config, spectrum(2, 1.0), initial_weights(config)).run()
+    assert run.status == "diverged"
+    assert "stability limit" in run.message
 
 
 def test_initial_weights_scale():
