@@ -75,7 +75,7 @@ def sgd_config(B: int, d: int, m: int, seeds: int = 1, **extra) -> Config:
 
 
 def machine_bound(config: Config, steps: int, device: torch.device):
-    """Loop of the Gaussian draws and the two matrix products alone."""
+    """Build a run of the Gaussian draws and the two matrix products alone."""
     S, B, d, m = config.seeds, config.batch, config.d, config.width
     dtype = getattr(torch, config.dtype)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -91,7 +91,7 @@ def machine_bound(config: Config, steps: int, device: torch.device):
 
 
 def quadviz_sgd(config: Config, steps: int):
-    """quadviz's full-path SGD, measured on a log-spaced grid of steps."""
+    """Build a run of quadviz's full-path SGD, measured on a log-spaced grid."""
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = OnlineSGD(config, lam, initial_weights(config))
     grid = log_steps(steps, config.points)[1:]
@@ -110,7 +110,7 @@ def quadviz_sgd(config: Config, steps: int):
 
 
 def plain_torch_loop(config: Config, steps: int, device: torch.device):
-    """The textbook loop: autograd through the loss and torch.optim.SGD."""
+    """Build the textbook loop: autograd through the loss and torch.optim.SGD."""
     B, d, m, r = config.batch, config.d, config.width, config.teacher_rank
     dtype = getattr(torch, config.dtype)
     lam = torch.as_tensor(spectrum(r, config.alpha), device=device, dtype=dtype)
