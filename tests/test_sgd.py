@@ -164,6 +164,34 @@ def test_seed_run_independent_of_seed_count(d, batch, steps, method):
     assert not np.allclose(three.risk[1], one.risk[0])
 
 
+def test_pipelined_steps_match_sequential(monkeypatch):
+    """Drawing the next chunk on another thread changes no number."""
+    config = Config.create(d=512, r=4, width=8, batch=32, steps=200, seeds=2,
+                           noise=0.3, dtype="float64", device="cpu", method="full")
+    lam = spectrum(4, 1.0)
+    W0 = initial_weights(config)
+    calls = []
+    pipelined = OnlineSGD._step_pipelined
+
+    def spy(self, sizes):
+        calls.append(sizes)
+        pipelined(self, sizes)
+
+    monkeypatch.setattr(OnlineSGD, "_step_pipelined", spy)
+    threads = torch.get_num_threads()
+    results = {}
+    try:
+        for n_threads in (2, 1):
+            torch.set_num_threads(n_threads)
+            runner = OnlineSGD(config, lam, W0)
+            runner.step(200)
+            results[n_threads] = runner.W
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == [[64, 64, 64, 8]]
+    torch.testing.assert_close(results[2], results[1], rtol=1e-12, atol=1e-14)
+
+
 def test_float64_overflow_ends_as_diverged():
     """W finite but W^T W beyond float64 ends the run as diverged."""
     config = Config.create(d=7, r=2, width=3, batch=2, lr=0.5 / 7, steps=400, seeds=64,
