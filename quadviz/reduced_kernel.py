@@ -94,10 +94,10 @@ def _reduced_steps(X, noise_draws, upper, chi, W, lam, lr, noise):
                 label += lam[j] * x[b, j] * x[b, j]
             if noise > 0.0:
                 label += noise * noise_draws[i, b]
-            out2 = 0.0
+            output_sq = 0.0
             for j in range(m):
-                out2 += Z[b, j] * Z[b, j]
-            res[b] = out2 - norm2 - label
+                output_sq += Z[b, j] * Z[b, j]
+            res[b] = output_sq - norm2 - label
             total += res[b]
         # v = (2/B) res Z, stored in Z
         for b in range(B):
@@ -131,10 +131,10 @@ def _reduced_steps(X, noise_draws, upper, chi, W, lam, lr, noise):
         stacked = np.empty((m + q, m))
         stacked[:m] = F
         stacked[m:] = lr * E
-        Fnew = _upper_factor(gram, stacked)
+        new_factor = _upper_factor(gram, stacked)
         for a in range(m):
             for b in range(m):
-                W[r + a, b] = Fnew[a, b]
+                W[r + a, b] = new_factor[a, b]
     return True
 
 

@@ -143,6 +143,7 @@ class ReducedSGD(OnlineSGD):
         self.r = r
         self.lam = torch.as_tensor(lam, device=self.device, dtype=self.dtype)
         self.lam64 = torch.as_tensor(lam, device=self.device, dtype=torch.float64)
+        self.lam_numpy = np.asarray(lam, dtype=np.float64)  # for the numba loop
         self.lam_sum = float(lam.sum())
         W = torch.as_tensor(state, dtype=self.dtype).to(self.device)
         # W is the stacked state [P; F] of shape (S, r + m, m), so the
@@ -167,9 +168,9 @@ class ReducedSGD(OnlineSGD):
         """Take n reduced SGD steps in place, drawing in chunks of steps.
 
         On the CPU with numba installed, each seed's chunk runs in the
-        compiled loop of :mod:`quadviz.reduced_kernel`; otherwise (CUDA, or
-        no numba) in the TorchScript loop :func:`reduced_chunk`. Both consume
-        the same random numbers in the same order.
+        compiled loop of :mod:`quadviz.reduced_kernel`. On CUDA or without
+        numba it runs in the TorchScript loop :func:`reduced_chunk`. Both
+        consume the same random numbers in the same order.
         """
         c = self.config
         S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
@@ -201,7 +202,6 @@ class ReducedSGD(OnlineSGD):
             done += k
 
     def _kernel_chunk(self, X, noise, upper, chi) -> None:
-        lam = self.lam64.cpu().numpy()
         W = self.W.numpy()
         lr = float(self.config.lr)
         if not reduced_kernel.reduced_steps.signatures:
@@ -211,7 +211,7 @@ class ReducedSGD(OnlineSGD):
             for s in range(self.config.seeds):
                 reduced_kernel.reduced_steps(
                     X[s].numpy(), noise[s].numpy(), upper[s].numpy(), chi[s].numpy(),
-                    W[s], lam, lr, float(self.config.noise),
+                    W[s], self.lam_numpy, lr, float(self.config.noise),
                 )
 
     def _torch_chunk(self, X, noise, upper, chi) -> None:

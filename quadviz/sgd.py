@@ -153,7 +153,7 @@ PIPELINE_STEP_WORK = 1 << 21
 
 
 def _prefetch_pool() -> ThreadPoolExecutor:
-    """One worker thread that draws the next chunk of batches."""
+    """Return the one-thread pool that draws the next chunk of batches."""
     if not _PREFETCH:
         _PREFETCH.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw"))
     return _PREFETCH[0]
@@ -269,11 +269,10 @@ class OnlineSGD:
         """Take n SGD steps in place.
 
         Batches for up to DRAW_ELEMENTS numbers per seed are drawn in one
-        call and the labels for all of them in one matrix product; the steps
-        of a chunk then run inside one TorchScript call. For small steps on
-        a CPU with two or more torch threads, the chunks run on one thread
-        while another thread draws the next chunk. Both orders consume the
-        same numbers.
+        call, with the labels for all of them in one matrix product. The
+        steps of a chunk then run inside one TorchScript call. Small steps on
+        a CPU with two or more torch threads run on one thread while another
+        thread draws the next chunk. Both orders consume the same numbers.
         """
         c = self.config
         B, d = c.batch, c.d

@@ -157,11 +157,11 @@ def test_seed_run_independent_of_seed_count(d, batch, steps, method):
     """
     config = Config.create(d=d, r=4, width=4, batch=batch, steps=steps, seeds=1,
                            points=8, seed=3, noise=0.3, method=method)
-    one = simulate(config).sgd
-    three = simulate(config.replace(seeds=3)).sgd
-    assert one.info["method"] == method
-    np.testing.assert_allclose(three.risk[0], one.risk[0], rtol=1e-6)
-    assert not np.allclose(three.risk[1], one.risk[0])
+    single = simulate(config).sgd
+    together = simulate(config.replace(seeds=3)).sgd
+    assert single.info["method"] == method
+    np.testing.assert_allclose(together.risk[0], single.risk[0], rtol=1e-6)
+    assert not np.allclose(together.risk[1], single.risk[0])
 
 
 def test_pipelined_steps_match_sequential(monkeypatch):
