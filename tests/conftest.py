@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tools.browser import CHROMIUM_ARGS, CHROMIUM_PATH, free_port
+from tools.browser import CHROMIUM_ARGS, CHROMIUM_PATH, free_port, streamlit_command
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_DIR = ROOT / "test-output"
@@ -113,22 +112,7 @@ def streamlit_url() -> Iterator[str]:
     OUTPUT_DIR.mkdir(exist_ok=True)
     stdout_path = OUTPUT_DIR / "streamlit-stdout.log"
     stderr_path = OUTPUT_DIR / "streamlit-stderr.log"
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        # The usage statistics would be sent from the browser to a remote host.
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    command = streamlit_command(port)
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr)
     try:

@@ -19,7 +19,6 @@ import os
 import random
 import re
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from conftest import (
 )
 
 from quadviz.config import FIELDS
-from tools.browser import free_port
+from tools.browser import free_port, streamlit_command
 
 pytestmark = pytest.mark.browser
 
@@ -100,23 +99,7 @@ def limited_url() -> Iterator[str]:
         "QUADVIZ_AUTO_BUDGET_S": str(AUTO_BUDGET_S),
         "QUADVIZ_MAX_BUDGET_S": str(MAX_BUDGET_S),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.enableXsrfProtection",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    command = streamlit_command(port, "--server.enableXsrfProtection", "true")
     stdout_path = OUTPUT_DIR / "streamlit-limited-stdout.log"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(

@@ -1,9 +1,10 @@
-"""Chromium and loopback-port settings shared by the browser tests, the load
-test and the latency benchmark."""
+"""Chromium, loopback-port and Streamlit-server settings shared by the
+browser tests, the load test and the latency benchmark."""
 
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
@@ -27,3 +28,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def streamlit_command(port: int, *options: str) -> list[str]:
+    """Build the command that serves app.py headless on 127.0.0.1:``port``.
+
+    Usage statistics are off, because the browser would send them to a
+    remote host. ``options`` are further Streamlit flags and values.
+    """
+    return [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        *options,
+    ]  # fmt: skip

@@ -38,7 +38,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from tools.browser import CHROMIUM_ARGS, CHROMIUM_PATH, free_port
+from tools.browser import CHROMIUM_ARGS, CHROMIUM_PATH, free_port, streamlit_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"overview": "/", "sgd": "/sgd", "riccati": "/riccati", "recovery": "/recovery"}
@@ -89,14 +89,7 @@ def _health(url: str) -> bool:
 def start_server(log_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     """Start the app with the production flags; return the process and URL."""
     port = free_port()
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.headless", "true",
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--server.enableXsrfProtection", "true",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+    command = streamlit_command(port, "--server.enableXsrfProtection", "true")
     log_dir.mkdir(parents=True, exist_ok=True)
     with (
         open(log_dir / "loadtest-server-stdout.log", "wb") as stdout,
