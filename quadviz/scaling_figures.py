@@ -63,6 +63,16 @@ def _run_colors(count: int) -> list[str]:
     return sample_colorscale(LADDER_SCALE, list(np.linspace(0.0, 0.8, count)))
 
 
+def _sweep_risks(sweep: Sweep) -> list[np.ndarray]:
+    """Collect the flow risk and, where SGD ran, the SGD risk of every run."""
+    arrays = []
+    for run in sweep.runs:
+        arrays.append(run.flow.risk)
+        if run.sgd is not None and run.sgd.time.size:
+            arrays.append(run.sgd.risk)
+    return arrays
+
+
 def _y_range(values: np.ndarray, low: float | None) -> tuple[np.ndarray, dict]:
     """Values kept for the ticks and the y-axis range, cut at ``low``.
 
@@ -161,12 +171,9 @@ def risk_sweep_figure(
     """
     fig = go.Figure()
     colors = _run_colors(len(sweep.runs))
-    arrays, times = [], []
-    for run in sweep.runs:
-        arrays.append(run.flow.risk)
-        if run.sgd is not None and run.sgd.time.size:
-            arrays.append(run.sgd.risk)
+    arrays = _sweep_risks(sweep)
     floor = _floor_for(*arrays)
+    times = []
     for run, color in zip(sweep.runs, colors):
         label = run_label(sweep.param, run.value)
         group = f"run-{run.value:g}"
@@ -396,12 +403,9 @@ def samples_figure(sweep: Sweep, per_dimension: bool = True) -> go.Figure:
     """
     fig = go.Figure()
     colors = _run_colors(len(sweep.runs))
-    arrays, xs = [], []
-    for run in sweep.runs:
-        arrays.append(run.flow.risk)
-        if run.sgd is not None and run.sgd.time.size:
-            arrays.append(run.sgd.risk)
+    arrays = _sweep_risks(sweep)
     floor = _floor_for(*arrays)
+    xs = []
     for run, color in zip(sweep.runs, colors):
         config = run.config
         scale = config.batch / config.lr / (config.d if per_dimension else 1.0)
