@@ -7,8 +7,9 @@
 Every number is a ratio of two timings taken in the same process, so the
 result does not depend on how fast the machine happens to be:
 
-- full SGD against the machine bound (drawing B x d Gaussians plus the two
-  B x d x m matrix products of one step) and against a plain torch loop
+- full SGD against the machine bound (drawing B x d Gaussians the fastest
+  way this machine has, plus the two B x d x m matrix products of one step),
+  against the same bound with torch.randn's draw, and against a plain torch loop
   (autograd through the loss, torch.optim.SGD, the same exact risk on the
   same log-spaced grid);
 - 8 seeds against 1 seed;
@@ -35,6 +36,7 @@ from quadviz.reduced_sgd import ReducedSGD
 from quadviz.riccati import RiccatiFlow, bartlett_state
 from quadviz.sgd import (
     OnlineSGD,
+    SeedStreams,
     initial_weights,
     log_steps,
     population_risk,
@@ -74,16 +76,26 @@ def sgd_config(B: int, d: int, m: int, seeds: int = 1, **extra) -> Config:
                          **extra)
 
 
-def machine_bound(config: Config, steps: int, device: torch.device):
-    """Build a run of the Gaussian draws and the two matrix products alone."""
+def machine_bound(config: Config, steps: int, device: torch.device, draw: str = "fastest"):
+    """Build a run of the Gaussian draws and the two matrix products alone.
+
+    ``draw="fastest"`` draws the Gaussians the fastest way this machine has:
+    quadviz's counter-based generator split over the draw threads on the
+    CPU, torch's generator on CUDA. ``draw="torch"`` always uses torch.randn,
+    the draw of the plain loop.
+    """
     S, B, d, m = config.seeds, config.batch, config.d, config.width
     dtype = getattr(torch, config.dtype)
     gen = torch.Generator(device=device).manual_seed(0)
+    streams = SeedStreams(0, S, device)
     W = torch.randn(S, d, m, device=device, dtype=dtype) / math.sqrt(d)
 
     def run():
         for _ in range(steps):
-            X = torch.randn(S, B, d, generator=gen, device=device, dtype=dtype)
+            if draw == "torch":
+                X = torch.randn(S, B, d, generator=gen, device=device, dtype=dtype)
+            else:
+                X = streams.normal((B, d), dtype)
             Z = torch.bmm(X, W)
             torch.bmm(X.transpose(1, 2), Z)
 
@@ -221,9 +233,10 @@ def run_suite(full: bool, device_name: str) -> list[dict]:
                            (32, 512, 64, 1000), (1, 256, 16, 4000)):
         steps *= scale
         config = sgd_config(B, d, m, device=device.type, points=10)
-        t_q, t_bound, t_plain, t_red = best_times([
+        t_q, t_bound, t_torch_bound, t_plain, t_red = best_times([
             quadviz_sgd(config, steps),
             machine_bound(config, steps, device),
+            machine_bound(config, steps, device, draw="torch"),
             plain_torch_loop(config, steps, device),
             reduced_sgd(config.replace(method="reduced"), steps),
         ])
@@ -231,6 +244,7 @@ def run_suite(full: bool, device_name: str) -> list[dict]:
             "case": f"full SGD B={B} d={d} m={m}",
             "samples_per_s": B * steps / t_q,
             "vs_machine_bound": t_bound / t_q,
+            "vs_torch_randn_bound": t_torch_bound / t_q,
             "vs_plain_torch": t_plain / t_q,
             "reduced_path_vs_plain_torch": t_plain / t_red,
         })

@@ -18,8 +18,10 @@ matrix [F~; lr E], as the torch loop does.
 Without numba, :data:`AVAILABLE` is False and callers use the torch loop.
 The first call after an install compiles for about 10 s on 2 cores. Later
 processes load the machine code from numba's disk cache in about 0.4 s.
-:func:`start_warm_up` does that work off the request path. Meanwhile
-:func:`ready` returns False, so callers use the torch loop.
+:func:`start_warm_up` does that work off the request path, for this loop
+and for the Gaussian generator of :mod:`quadviz.gaussian`. Meanwhile
+:func:`ready` returns False, so callers use the torch loop and the
+generator's numpy twin.
 """
 
 from __future__ import annotations
@@ -170,10 +172,14 @@ _WARM_UP_FAILED = threading.Event()
 
 
 def warm_up() -> None:
-    """Compile, or load from the disk cache, the float32 and float64 loops."""
+    """Compile, or load from the disk cache, the float32 and float64 loops
+    and the Gaussian generator of :mod:`quadviz.gaussian`."""
     if not AVAILABLE:
         return
+    from quadviz import gaussian  # imports this module
+
     start = time.perf_counter()
+    gaussian.warm_up()
     for dtype in (np.float32, np.float64):
         B, r, m = 2, 1, 2
         W = np.full((r + m, m), 0.1, dtype=dtype)
@@ -183,7 +189,7 @@ def warm_up() -> None:
             np.zeros((1, 1), dtype=dtype), np.ones((1, m), dtype=dtype),
             W, np.ones(r), 0.01, 0.0,
         )
-    log.info("reduced-SGD loop ready after %.1f s", time.perf_counter() - start)
+    log.info("numba loops ready after %.1f s", time.perf_counter() - start)
 
 
 # Seconds a compiling child process may take before the warm-up gives up on it.

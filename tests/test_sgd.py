@@ -55,9 +55,10 @@ def test_sgd_step_matches_autograd():
 
 
 def test_seed_streams_split_draw():
-    """A split draw does not depend on threads or on the other seeds."""
-    shape = (4, 64, 256)
-    assert np.prod(shape) >= SPLIT_MIN_NUMBERS
+    """A split draw does not depend on threads or on the other seeds, and
+    consecutive draws continue one stream."""
+    shape = (4, 128, 512)
+    assert np.prod(shape) >= 2 * SPLIT_MIN_NUMBERS
     threads = torch.get_num_threads()
     draws = {}
     try:
@@ -69,13 +70,18 @@ def test_seed_streams_split_draw():
     alone = SeedStreams(5, 1, torch.device("cpu")).normal(shape, torch.float32)
     assert torch.equal(draws[1], draws[2])
     assert torch.equal(draws[1][:1], alone)
-    # the two halves come from different generators, not one repeated stream
+    in_two = SeedStreams(5, 1, torch.device("cpu"))
+    first = in_two.normal((1000,), torch.float32)
+    second = in_two.normal((np.prod(shape) - 1000,), torch.float32)
+    assert torch.equal(torch.cat([first, second], dim=1), alone.reshape(1, -1))
     flat = draws[1][0].reshape(-1)
     half = flat.numel() // 2
     assert not torch.equal(flat[:half], flat[half:])
     assert not torch.equal(draws[1][0], draws[1][1])
     assert abs(float(flat.mean())) < 0.02
     assert abs(float(flat.std()) - 1.0) < 0.02
+    as64 = SeedStreams(5, 1, torch.device("cpu")).normal(shape, torch.float64)
+    assert as64.dtype == torch.float64 and torch.equal(as64.float(), alone)
 
 
 def test_population_risk_matches_monte_carlo():
@@ -324,7 +330,7 @@ def test_reduced_sgd_uses_torch_loop_until_ready(monkeypatch):
 
     monkeypatch.setattr(reduced_kernel, "ready", lambda: False)
     monkeypatch.setattr(reduced_kernel, "reduced_steps", fail)
-    config = Config.create(d=10**4, r=4, width=4, batch=4, steps=30, points=4)
+    config = Config.create(d=10**4, r=4, width=4, batch=4, steps=30, points=4, lr=5e-5)
     runner = ReducedSGD(config, spectrum(4, 1.0))
     assert runner.use_kernel
     assert runner.run().status == "ok"
