@@ -22,7 +22,7 @@ give is about 6.6. Because number k depends only on k, a draw can be split
 over threads at any boundary and gives the same numbers.
 
 The numpy twin :func:`normals_numpy` repeats the same float32 operations in
-the same order, so it gives bit-identical numbers; it runs when numba is
+the same order, so it gives bit-identical numbers. It runs when numba is
 missing or still compiling (see :func:`quadviz.reduced_kernel.ready`).
 """
 
@@ -41,7 +41,6 @@ BLOCK_NUMBERS = 2 * BLOCK
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = 0x9E3779B97F4A7C15
 
 _F = np.float32
 _ONE = _F(1.0)
@@ -52,14 +51,14 @@ _QUARTER_TURN = _F(math.pi / 2)
 _ANGLE_UNIT = _F(2.0 ** -30)
 # ln(m) = 2 s (1 + s^2/3 + s^4/5 + ...), s = (m - 1) / (m + 1), |s| <= 0.172
 _L3, _L5, _L7, _L9 = _F(1 / 3), _F(1 / 5), _F(1 / 7), _F(1 / 9)
-# Taylor coefficients of sin and cos; |phi| <= pi/4
+# Taylor coefficients of sin and cos, used for |phi| <= pi/4
 _S3, _S5, _S7, _S9 = _F(1 / 6), _F(1 / 120), _F(1 / 5040), _F(1 / 362880)
 _C2, _C4, _C6, _C8, _C10 = (_F(1 / 2), _F(1 / 24), _F(1 / 720), _F(1 / 40320),
                             _F(1 / 3628800))
 
 
 def stream_constants(state: np.random.SeedSequence) -> tuple[np.uint64, np.uint64]:
-    """Key and odd increment of a stream, from a seed sequence.
+    """Return the key and the odd increment of a stream from a seed sequence.
 
     The increment is chosen like SplittableRandom's: odd, and with at least
     24 bit changes between neighbours, so that the counter sequence
@@ -76,8 +75,9 @@ def _block(key, gamma, g, uniform, angle, quadrant, exponent, out):
     """Fill out[:BLOCK_NUMBERS] with block g of the stream (key, gamma).
 
     uniform, angle (float32), quadrant and exponent (int32) are scratch
-    arrays of length BLOCK. Three loops, so that each one vectorises: the
-    float32 bits of u are read through an int32 view between them.
+    arrays of length BLOCK. The work is split into three loops so that each
+    one vectorises, because the float32 bits of u are read through an int32
+    view between them.
     """
     base = np.uint64(g) * np.uint64(BLOCK)
     for i in range(BLOCK):
@@ -144,9 +144,9 @@ def _fill(out, key, gamma, first):
 
 
 def normals_numpy(key: np.uint64, gamma: np.uint64, first: int, n: int) -> np.ndarray:
-    """Numbers first .. first + n - 1 of the stream, computed by numpy.
+    """Return numbers first .. first + n - 1 of the stream, computed by numpy.
 
-    The same float32 operations as the compiled loop, on whole blocks.
+    The function runs the compiled loop's float32 operations on whole blocks.
     """
     g0 = first // BLOCK_NUMBERS
     g1 = -(-(first + n) // BLOCK_NUMBERS)
@@ -196,9 +196,9 @@ else:
 def fill(out: np.ndarray, key: np.uint64, gamma: np.uint64, first: int) -> None:
     """Write numbers first .. first + len(out) - 1 of a stream into out.
 
-    out is a contiguous 1-D float32 array. Uses the compiled loop when
-    :func:`quadviz.reduced_kernel.ready` says it can run without a compile,
-    else the numpy twin; both give the same numbers.
+    out is a contiguous 1-D float32 array. The compiled loop runs when
+    :func:`quadviz.reduced_kernel.ready` returns True, else the numpy twin
+    runs. Both give the same numbers.
     """
     if _compiled_fill is not None and reduced_kernel.ready():
         _compiled_fill(out, key, gamma, first)
@@ -207,6 +207,6 @@ def fill(out: np.ndarray, key: np.uint64, gamma: np.uint64, first: int) -> None:
 
 
 def warm_up() -> None:
-    """Compile, or load from numba's disk cache, the compiled loop."""
+    """Compile the loop, or load it from numba's disk cache."""
     if _compiled_fill is not None:
         _compiled_fill(np.empty(3, np.float32), np.uint64(1), np.uint64(3), 1021)

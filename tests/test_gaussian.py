@@ -32,7 +32,7 @@ def splitmix_pairs(key: int, gamma: int, pairs: range) -> list[int]:
 
 
 @pytest.mark.parametrize("first, n", [(0, 5000), (3, 2), (1023, 2), (1024, 1024), (777, 4099)])
-def test_compiled_loop_matches_numpy_twin_bit_for_bit(first, n):
+def test_compiled_matches_numpy_twin(first, n):
     got = compiled(first, n)
     twin = gaussian.normals_numpy(KEY, GAMMA, first, n)
     assert got.dtype == twin.dtype == np.float32
@@ -51,7 +51,7 @@ def test_fill_uses_numpy_twin_until_ready(monkeypatch):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_numbers_match_float64_box_muller_from_the_same_bits():
+def test_matches_float64_box_muller():
     pairs = range(3 * gaussian.BLOCK)
     outputs = splitmix_pairs(int(KEY), int(GAMMA), pairs)
     u = np.array([((z >> 33) | 1) / 2.0**31 for z in outputs])
@@ -70,8 +70,8 @@ def test_numbers_match_float64_box_muller_from_the_same_bits():
 def test_distribution_is_standard_normal():
     n = 1 << 22
     z = compiled(0, n).astype(np.float64)
-    # fixed streams, so these checks are deterministic; each bound is 5
-    # standard errors or, for the KS test, a p-value of 1e-3
+    # The streams are fixed, so these checks are deterministic. Each bound is
+    # 5 standard errors, or a p-value of 1e-3 for the KS test.
     assert abs(z.mean()) < 5 / math.sqrt(n)
     assert abs(z.var() - 1.0) < 5 * math.sqrt(2 / n)
     assert abs(np.mean(z**4) - 3.0) < 5 * math.sqrt(96 / n)
