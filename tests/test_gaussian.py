@@ -43,10 +43,11 @@ def test_compiled_matches_numpy_twin(first, n):
 
 
 def test_fill_uses_numpy_twin_until_ready(monkeypatch):
-    expected = compiled(100, 3000)
+    n = 2 * gaussian.TWIN_PIECE + 3000
+    expected = compiled(100, n)
     monkeypatch.setattr(reduced_kernel, "ready", lambda: False)
     monkeypatch.setattr(gaussian, "_compiled_fill", None)
-    out = np.empty(3000, np.float32)
+    out = np.empty(n, np.float32)
     gaussian.fill(out, KEY, GAMMA, 100)
     np.testing.assert_array_equal(out, expected)
 
