@@ -12,7 +12,7 @@ result does not depend on how fast the machine happens to be:
   against the same bound with torch.randn's draw, and against a plain torch loop
   (autograd through the loss, torch.optim.SGD, the same exact risk on the
   same log-spaced grid);
-- 8 seeds against 1 seed;
+- 8 seeds against 1 seed, and the same ratio of their machine bounds;
 - reduced-coordinate SGD (numba loop, and the torch loop used on CUDA or
   without numba) against full SGD, and at d = 10^6 against d = 4096;
 - the exact flow against scipy's solve_ivp (RK45, rtol 1e-8) on the same
@@ -251,10 +251,16 @@ def run_suite(full: bool, device_name: str) -> list[dict]:
     one = sgd_config(32, 512, 64, seeds=1, device=device.type)
     eight = sgd_config(32, 512, 64, seeds=8, device=device.type)
     steps = 300 * scale
-    t_eight, t_one = best_times([full_sgd_steps(eight, steps), full_sgd_steps(one, steps)])
+    t_eight, t_one, t_eight_bound, t_one_bound = best_times([
+        full_sgd_steps(eight, steps),
+        full_sgd_steps(one, steps),
+        machine_bound(eight, steps, device),
+        machine_bound(one, steps, device),
+    ])
     rows.append({
         "case": "8 seeds against 1 seed, B=32 d=512 m=64",
         "cost_ratio": t_eight / t_one,
+        "machine_bound_cost_ratio": t_eight_bound / t_one_bound,
     })
     red = sgd_config(32, 4096, 32, r=32, device=device.type)
     steps = 600 * scale
