@@ -16,8 +16,9 @@ working precision), the step falls back to the R factor of the stacked
 matrix [F~; lr E], as the torch loop does.
 
 Without numba, :data:`AVAILABLE` is False and callers use the torch loop.
-The first call after an install compiles for about 10 s on 2 cores. Later
-processes load the machine code from numba's disk cache in about 0.4 s.
+The first call after an install compiles for about 10 s on 2 cores (12 s
+with the Gaussian generator). Later processes load the machine code from
+numba's disk cache in about 0.4 s.
 :func:`start_warm_up` does that work off the request path, for this loop
 and for the Gaussian generator of :mod:`quadviz.gaussian`. Meanwhile
 :func:`ready` returns False, so callers use the torch loop and the
