@@ -198,6 +198,23 @@ def test_pipelined_steps_match_sequential(monkeypatch):
     torch.testing.assert_close(results[2], results[1], rtol=1e-12, atol=1e-14)
 
 
+def test_full_sgd_same_before_compile(monkeypatch):
+    """Draws from the generator's numpy twin, used while numba compiles,
+    give the same SGD run bit for bit."""
+    from quadviz import reduced_kernel
+
+    config = Config.create(d=300, r=4, width=6, batch=40, steps=60, seeds=2,
+                           noise=0.2, device="cpu", method="full")
+    lam = spectrum(4, 1.0)
+    W0 = initial_weights(config)
+    compiled_run = OnlineSGD(config, lam, W0)
+    compiled_run.step(60)
+    monkeypatch.setattr(reduced_kernel, "ready", lambda: False)
+    twin_run = OnlineSGD(config, lam, W0)
+    twin_run.step(60)
+    assert torch.equal(compiled_run.W, twin_run.W)
+
+
 def test_float64_overflow_ends_as_diverged():
     """W finite but W^T W beyond float64 ends the run as diverged."""
     config = Config.create(d=7, r=2, width=3, batch=2, lr=0.5 / 7, steps=400, seeds=64,
