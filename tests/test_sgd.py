@@ -81,7 +81,8 @@ def test_seed_streams_split_draw():
     assert abs(float(flat.mean())) < 0.02
     assert abs(float(flat.std()) - 1.0) < 0.02
     as64 = SeedStreams(5, 1, torch.device("cpu")).normal(shape, torch.float64)
-    assert as64.dtype == torch.float64 and torch.equal(as64.float(), alone)
+    assert as64.dtype == torch.float64
+    assert torch.equal(as64.float(), alone)
 
 
 def test_population_risk_matches_monte_carlo():
