@@ -92,9 +92,43 @@ def _decade_step(values: np.ndarray) -> int | str:
     return max(1, math.ceil(span / 8))
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def _tick_text(value: float) -> str:
+    """Return the label of a tick: plain decimals from 0.001 to 9999, else m×10ᵏ."""
+    if 1e-3 <= value < 1e4:
+        return f"{value:.4g}"
+    exponent = math.floor(math.log10(value))
+    mantissa = round(value / 10.0**exponent, 3)
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    return power if mantissa == 1 else f"{mantissa:g}×{power}"
+
+
+def _narrow_log_ticks(low: float, high: float) -> list[float]:
+    """Return tick values for a log axis spanning less than about one decade.
+
+    With dtick "D1" plotly labels such an axis with single digits, so a risk
+    falling from 1 to 0.7 reads "1, 9, 8, 7". These ticks are 1, 2 and 5, or
+    every digit, times a power of ten. A very narrow range gets evenly spaced
+    values with a step of 1, 2 or 5 times a power of ten instead.
+    """
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    for mantissas in ((1, 2, 5), range(1, 10)):
+        ticks = [m * 10.0**k for k in decades for m in mantissas
+                 if low <= m * 10.0**k <= high]
+        if len(ticks) >= 3:
+            return ticks
+    rough = (high - low) / 4
+    power = 10.0 ** math.floor(math.log10(rough))
+    step = next(f * power for f in (1, 2, 5, 10) if f * power >= rough)
+    first = math.ceil(low / step)
+    return [i * step for i in range(first, math.floor(high / step) + 1)]
+
+
 def _log_axis(title: str, values: np.ndarray) -> dict:
     """Axis settings for a log axis with ticks at powers of ten."""
-    return dict(
+    axis = dict(
         type="log",
         title=dict(text=title),
         dtick=_decade_step(values),
@@ -105,6 +139,18 @@ def _log_axis(title: str, values: np.ndarray) -> dict:
         minor=dict(ticks="outside", ticklen=3, showgrid=False),
         zeroline=False,
     )
+    if axis["dtick"] == "D1":
+        values = np.asarray(values, dtype=np.float64)
+        values = values[np.isfinite(values) & (values > 0)]
+        # plotly's autorange pads the data, so ticks just outside it are shown
+        ticks = _narrow_log_ticks(float(values.min()) / 1.05, float(values.max()) * 1.05)
+        ticks = [float(f"{v:.12g}") for v in ticks]
+        if len(ticks) >= 2:
+            del axis["dtick"]
+            axis.update(tickmode="array", tickvals=ticks,
+                        ticktext=[_tick_text(v) for v in ticks],
+                        minor=dict(ticks="", showgrid=False))
+    return axis
 
 
 def _base_layout(title: str, uirevision: str) -> dict:

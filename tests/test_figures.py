@@ -212,3 +212,32 @@ def test_point_counts_bounded(experiment):
     ]
     for fig in builders:
         assert _point_count(fig) < MAX_POINTS, fig.layout.title.text
+
+
+@pytest.mark.parametrize(
+    "low, high, labels",
+    [
+        (0.7, 0.99, ["0.7", "0.8", "0.9", "1"]),
+        (0.012, 0.09, ["0.02", "0.03", "0.04", "0.05", "0.06", "0.07", "0.08", "0.09"]),
+        (1.2e-5, 8e-5, ["2×10⁻⁵", "3×10⁻⁵", "4×10⁻⁵", "5×10⁻⁵", "6×10⁻⁵", "7×10⁻⁵",
+                        "8×10⁻⁵"]),
+        (3.21e-6, 3.49e-6, ["3.2×10⁻⁶", "3.4×10⁻⁶", "3.6×10⁻⁶"]),
+    ],
+)
+def test_narrow_log_axis_has_plain_labels(low, high, labels):
+    """Under a decade, ticks read as numbers, not plotly's single digits."""
+    axis = figures._log_axis("risk", np.geomspace(low, high, 30))
+    assert "dtick" not in axis
+    assert axis["tickmode"] == "array"
+    assert axis["ticktext"] == labels
+    for value, text in zip(axis["tickvals"], axis["ticktext"]):
+        plain = text.replace("×10", "e").translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789"))
+        if plain.startswith("e"):
+            plain = "1" + plain
+        assert float(plain) == pytest.approx(value)
+
+
+def test_wide_log_axis_keeps_decade_ticks():
+    axis = figures._log_axis("risk", np.geomspace(1e-6, 1.0, 30))
+    assert axis["dtick"] == 1
+    assert "tickvals" not in axis
