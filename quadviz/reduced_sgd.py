@@ -28,7 +28,15 @@ import torch
 from quadviz import reduced_kernel
 from quadviz.config import Config
 from quadviz.riccati import bartlett_state, reduce_state
-from quadviz.sgd import DRAW_ELEMENTS, OnlineSGD, SeedStreams, compiled, resolve_device
+from quadviz.sgd import (
+    DRAW_ELEMENTS,
+    OnlineSGD,
+    SeedStreams,
+    _draw_pool,
+    _prefetch_pool,
+    compiled,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,49 +178,76 @@ class ReducedSGD(OnlineSGD):
         On the CPU with numba installed, each seed's chunk runs in the
         compiled loop of :mod:`quadviz.reduced_kernel`. On CUDA or without
         numba it runs in the TorchScript loop :func:`reduced_chunk`. Both
-        consume the same random numbers in the same order.
+        consume the same random numbers in the same order. Where the run may
+        use two or more threads (:func:`quadviz.sgd.allowed_threads`), the
+        compiled loop runs the seeds on the draw pool's threads while another
+        thread draws the next chunk.
         """
         c = self.config
-        S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
-        n_upper = q * (q - 1) // 2
+        B, r, m, q = c.batch, self.r, c.width, self.q
         chunk = max(1, min(n, DRAW_ELEMENTS // (B * (r + m) + q * q)))
-        done = 0
-        while done < n:
-            k = min(chunk, n - done)
-            # sample: the batch's parts along the teacher and along span(U),
-            # and the Bartlett factor of the Wishart part outside both:
-            # sqrt(chi^2) on the diagonal, Gaussians strictly above it
-            X = self.streams.normal((k, B, r + m), self.dtype)
-            if c.noise > 0:
-                noise = self.streams.normal((k, B), self.dtype)
-            else:
-                noise = torch.zeros((S, k, B), device=self.device, dtype=self.dtype)
-            chi2 = torch.stack([
-                2.0 * standard_gamma(self.dof.expand(k, q) / 2.0, gen)
-                for gen in self.streams.gens
-            ])
-            chi = torch.sqrt(chi2).to(self.dtype)
-            upper = self.streams.normal((k, n_upper), self.dtype)
+        sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+        pool = _draw_pool() if self.use_kernel else None
+        if pool is not None and len(sizes) > 1 and reduced_kernel.ready():
+            prefetch = _prefetch_pool()
+            pending = prefetch.submit(self._draw, sizes[0], False)
+            for i in range(len(sizes)):
+                draws = pending.result()
+                if i + 1 < len(sizes):
+                    pending = prefetch.submit(self._draw, sizes[i + 1], False)
+                self._kernel_chunk(*draws, pool=pool)
+            return
+        for k in sizes:
+            draws = self._draw(k)
             # while the app compiles the numba loop in the background, the
             # torch loop takes the same steps instead of waiting for it
             if self.use_kernel and reduced_kernel.ready():
-                self._kernel_chunk(X, noise, upper, chi)
+                self._kernel_chunk(*draws, pool=pool)
             else:
-                self._torch_chunk(X, noise, upper, chi)
-            done += k
+                self._torch_chunk(*draws)
 
-    def _kernel_chunk(self, X, noise, upper, chi) -> None:
+    def _draw(self, k: int, parallel: bool = True):
+        """Draw the random parts of k steps per seed.
+
+        These are the batch's parts along the teacher and along span(U), the
+        label noise, and the Bartlett factor of the Wishart part outside
+        both: sqrt(chi^2) on the diagonal, Gaussians strictly above it.
+        """
+        c = self.config
+        S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
+        X = self.streams.normal((k, B, r + m), self.dtype, parallel)
+        if c.noise > 0:
+            noise = self.streams.normal((k, B), self.dtype, parallel)
+        else:
+            noise = torch.zeros((S, k, B), device=self.device, dtype=self.dtype)
+        chi2 = torch.stack([
+            2.0 * standard_gamma(self.dof.expand(k, q) / 2.0, gen)
+            for gen in self.streams.gens
+        ])
+        chi = torch.sqrt(chi2).to(self.dtype)
+        upper = self.streams.normal((k, q * (q - 1) // 2), self.dtype, parallel)
+        return X, noise, upper, chi
+
+    def _kernel_chunk(self, X, noise, upper, chi, pool=None) -> None:
         W = self.W.numpy()
         lr = float(self.config.lr)
         if not reduced_kernel.reduced_steps.signatures:
             log.info("compiling the reduced-SGD loop, or loading it from numba's "
                      "cache (about 10 s on the first run after an install)")
+
+        def run(s: int) -> None:
+            reduced_kernel.reduced_steps(
+                X[s].numpy(), noise[s].numpy(), upper[s].numpy(), chi[s].numpy(),
+                W[s], self.lam_numpy, lr, float(self.config.noise),
+            )
+
+        # the loop releases the GIL, so seeds on different threads run at once
         with reduced_kernel.one_blas_thread():
-            for s in range(self.config.seeds):
-                reduced_kernel.reduced_steps(
-                    X[s].numpy(), noise[s].numpy(), upper[s].numpy(), chi[s].numpy(),
-                    W[s], self.lam_numpy, lr, float(self.config.noise),
-                )
+            if pool is None or self.config.seeds == 1:
+                for s in range(self.config.seeds):
+                    run(s)
+            else:
+                list(pool.map(run, range(self.config.seeds)))
 
     def _torch_chunk(self, X, noise, upper, chi) -> None:
         c = self.config

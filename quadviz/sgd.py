@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -160,14 +161,24 @@ def _prefetch_pool() -> ThreadPoolExecutor:
     return _PREFETCH[0]
 
 
+def allowed_threads() -> int:
+    """Return the threads this computation may use.
+
+    That is torch's thread count, or inside :func:`torch_threads_for` the
+    count before it limited torch to one thread for small steps. The draw
+    pool and the prefetch thread may use the difference.
+    """
+    return getattr(_THREADS, "allowed", None) or torch.get_num_threads()
+
+
 def _draw_pool() -> ThreadPoolExecutor | None:
     """Threads for drawing several seeds' numbers at once, or None.
 
-    torch draws CPU Gaussians on one thread; filling different seeds from
-    different threads (torch releases the GIL) uses the other cores. None
-    when torch is limited to one thread, as in the hosted app.
+    Filling different seeds, or parts of one draw, from different threads
+    uses the other cores, because the generator releases the GIL. None when
+    the computation may use one thread only, as in the hosted app.
     """
-    threads = torch.get_num_threads()
+    threads = allowed_threads()
     if threads <= 1:
         return None
     if not _POOL or _POOL[0]._max_workers != threads:
@@ -181,17 +192,25 @@ def _draw_pool() -> ThreadPoolExecutor | None:
 SMALL_STEP_WORK = 1 << 18
 
 
+_THREADS = threading.local()
+
+
 @contextmanager
 def torch_threads_for(work_per_step: int):
-    """Limit torch to one thread while the per-step work is small."""
+    """Limit torch to one thread while the per-step work is small.
+
+    :func:`allowed_threads` still returns the count from before the limit.
+    """
     before = torch.get_num_threads()
     if work_per_step >= SMALL_STEP_WORK or before == 1:
         yield
         return
     torch.set_num_threads(1)
+    _THREADS.allowed = before
     try:
         yield
     finally:
+        _THREADS.allowed = None
         torch.set_num_threads(before)
 
 
@@ -296,7 +315,7 @@ class OnlineSGD:
         sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
         work = c.seeds * B * d * c.width
         if (self.device.type == "cpu" and len(sizes) > 1
-                and torch.get_num_threads() > 1 and work < PIPELINE_STEP_WORK):
+                and allowed_threads() > 1 and work < PIPELINE_STEP_WORK):
             self._step_pipelined(sizes)
             return
         for k in sizes:

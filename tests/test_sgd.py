@@ -325,6 +325,39 @@ def test_reduced_kernel_matches_torch_loop(batch, width, noise):
     assert (runs[True] - start).abs().max() > 1e-3
 
 
+def test_reduced_pipelined_matches_sequential(monkeypatch):
+    """Seeds on several threads and the next chunk drawn meanwhile change
+    no number of the compiled loop's run."""
+    from quadviz import reduced_sgd
+
+    monkeypatch.setattr(reduced_sgd, "DRAW_ELEMENTS", 3000)
+    prefetches = []
+    prefetch_pool = reduced_sgd._prefetch_pool
+
+    def spy():
+        prefetches.append(1)
+        return prefetch_pool()
+
+    monkeypatch.setattr(reduced_sgd, "_prefetch_pool", spy)
+    config = Config.create(d=5000, r=3, width=5, batch=8, steps=400, seeds=3,
+                           noise=0.2, lr=2e-4, device="cpu", method="reduced")
+    lam = spectrum(3, 1.0)
+    threads = torch.get_num_threads()
+    results = {}
+    try:
+        for n_threads in (2, 1):
+            torch.set_num_threads(n_threads)
+            runner = ReducedSGD(config, lam)
+            assert runner.use_kernel
+            runner.step(400)
+            results[n_threads] = runner.W
+    finally:
+        torch.set_num_threads(threads)
+    assert prefetches == [1]
+    assert torch.equal(results[2], results[1])
+    assert bool(torch.isfinite(results[1]).all())
+
+
 def test_reduced_kernel_factor_fallbacks():
     """Singular Grams fall back to QR of the stacked matrix or to eigh."""
     from quadviz.reduced_kernel import _upper_factor
