@@ -16,13 +16,12 @@ working precision), the step falls back to the R factor of the stacked
 matrix [F~; lr E], as the torch loop does.
 
 Without numba, :data:`AVAILABLE` is False and callers use the torch loop.
-The first call after an install compiles for about 10 s on 2 cores (12 s
-with the Gaussian generator). Later processes load the machine code from
-numba's disk cache in about 0.4 s.
+The first call after an install compiles for about 10 s on 2 cores. Later
+processes load the machine code from numba's disk cache in about 0.4 s.
 :func:`start_warm_up` does that work off the request path, for this loop
 and for the Gaussian generator of :mod:`quadviz.gaussian`. Meanwhile
-:func:`ready` returns False, so callers use the torch loop and the
-generator's numpy twin.
+:func:`ready` and :func:`generator_ready` return False, so callers use the
+torch loop and the generator's numpy twin.
 """
 
 from __future__ import annotations
@@ -167,20 +166,20 @@ def one_blas_thread():
 
 
 _WARM_UP: list[threading.Thread] = []
-_WARM_UP_DONE = threading.Event()
 _WARM_UP_LOCK = threading.Lock()
+# One pair of events per compiled part: the Gaussian generator of
+# quadviz.gaussian (about 3 s to compile) and the reduced-SGD loop (about 10 s).
+_GENERATOR_DONE = threading.Event()
+_GENERATOR_FAILED = threading.Event()
+_WARM_UP_DONE = threading.Event()
 _WARM_UP_FAILED = threading.Event()
 
 
 def warm_up() -> None:
-    """Compile, or load from the disk cache, the float32 and float64 loops
-    and the Gaussian generator of :mod:`quadviz.gaussian`."""
+    """Compile, or load from the disk cache, the float32 and float64 loops."""
     if not AVAILABLE:
         return
-    from quadviz import gaussian  # imports this module
-
     start = time.perf_counter()
-    gaussian.warm_up()
     for dtype in (np.float32, np.float64):
         B, r, m = 2, 1, 2
         W = np.full((r + m, m), 0.1, dtype=dtype)
@@ -190,59 +189,67 @@ def warm_up() -> None:
             np.zeros((1, 1), dtype=dtype), np.ones((1, m), dtype=dtype),
             W, np.ones(r), 0.01, 0.0,
         )
-    log.info("numba loops ready after %.1f s", time.perf_counter() - start)
+    log.info("reduced-SGD loop ready after %.1f s", time.perf_counter() - start)
 
 
 # Seconds a compiling child process may take before the warm-up gives up on it.
 CHILD_COMPILE_TIMEOUT = 600
 
 
-def _compile_in_child() -> bool:
+def _compile_in_child(module: str) -> bool:
     """Fill numba's disk cache from a child process at low CPU priority.
 
-    numba's compiler is Python code that holds the GIL, so compiling on a
-    thread of the app server slows every session's computation for about
-    10 s. A niced child leaves the server the cores and the GIL. Returns
-    whether the child succeeded.
+    The child runs ``quadviz.<module>.warm_up()``. numba's compiler is Python
+    code that holds the GIL, so compiling on a thread of the app server slows
+    every session's computation for about 10 s. A niced child leaves the
+    server the cores and the GIL. Returns whether the child succeeded.
     """
-    code = "import os; os.nice(10); from quadviz.reduced_kernel import warm_up; warm_up()"
+    code = f"import os; os.nice(10); from quadviz.{module} import warm_up; warm_up()"
     try:
         done = subprocess.run(
             [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
             capture_output=True, text=True, timeout=CHILD_COMPILE_TIMEOUT,
         )
     except (OSError, subprocess.TimeoutExpired) as err:
-        log.warning("compiling the reduced-SGD loop in a child process failed: %s", err)
+        log.warning("compiling quadviz.%s in a child process failed: %s", module, err)
         return False
     if done.returncode != 0:
-        log.warning("compiling the reduced-SGD loop in a child process failed "
-                    "(exit code %d): %s", done.returncode, done.stderr[-2000:])
+        log.warning("compiling quadviz.%s in a child process failed (exit code %d): %s",
+                    module, done.returncode, done.stderr[-2000:])
     return done.returncode == 0
 
 
-def start_warm_up() -> None:
-    """Compile the loops once per process, off the caller's thread.
+def _warm_up_part(module: str, load, done: threading.Event, failed: threading.Event) -> None:
+    """Compile one part in a child process, then load it here."""
+    try:
+        _compile_in_child(module)
+        load()
+    except Exception:  # a failed compile must not end the server
+        log.exception("compiling quadviz.%s failed; its slower fallback stays in use", module)
+        failed.set()
+    finally:
+        done.set()
 
-    A daemon thread first lets a child process compile into numba's disk
-    cache, then loads the loops from there (about 0.4 s). Where the cache
-    cannot be written, the load compiles in this process instead.
+
+def start_warm_up() -> None:
+    """Compile the Gaussian generator and the reduced-SGD loop once per
+    process, off the caller's thread.
+
+    A daemon thread lets a child process compile each part into numba's
+    disk cache, then loads it from there (about 0.4 s). The generator comes
+    first because it takes 3 s to compile against about 10 s for the loop.
+    Where the cache cannot be written, the load compiles in this process.
     """
     with _WARM_UP_LOCK:
         if _WARM_UP or not AVAILABLE:
             return
+        from quadviz import gaussian  # imports this module
 
         def run() -> None:
-            try:
-                _compile_in_child()
-                warm_up()
-            except Exception:  # a failed compile must not end the server
-                log.exception("compiling the reduced-SGD loop failed; "
-                              "reduced SGD keeps using the torch loop")
-                _WARM_UP_FAILED.set()
-            finally:
-                _WARM_UP_DONE.set()
+            _warm_up_part("gaussian", gaussian.warm_up, _GENERATOR_DONE, _GENERATOR_FAILED)
+            _warm_up_part("reduced_kernel", warm_up, _WARM_UP_DONE, _WARM_UP_FAILED)
 
-        thread = threading.Thread(target=run, name="reduced-sgd-warm-up", daemon=True)
+        thread = threading.Thread(target=run, name="numba-warm-up", daemon=True)
         _WARM_UP.append(thread)
         thread.start()
 
@@ -256,3 +263,13 @@ def ready() -> bool:
     if not AVAILABLE or _WARM_UP_FAILED.is_set():
         return False
     return not _WARM_UP or _WARM_UP_DONE.is_set()
+
+
+def generator_ready() -> bool:
+    """Return whether the compiled Gaussian generator can run without a compile.
+
+    The same rules as :func:`ready`, for the generator's part of the warm-up.
+    """
+    if not AVAILABLE or _GENERATOR_FAILED.is_set():
+        return False
+    return not _WARM_UP or _GENERATOR_DONE.is_set()

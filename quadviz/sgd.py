@@ -228,7 +228,8 @@ class SeedStreams:
     of :mod:`quadviz.gaussian` (float32 numbers, upcast for float64 runs),
     which draws about six times faster than torch's CPU generator, and a
     draw's parts can go to different threads without changing the numbers.
-    On CUDA they come from one torch generator per seed. ``gens`` holds a
+    On CUDA, and on a CPU without numba, they come from one torch generator
+    per seed, so those runs differ from runs with numba. ``gens`` holds a
     torch generator per seed on either device, for the other distributions.
     """
 
@@ -237,7 +238,7 @@ class SeedStreams:
         states = np.random.SeedSequence(seed).spawn(seeds)
         self.gens = [self._generator(st) for st in states]
         self.counters = None
-        if device.type == "cpu":
+        if device.type == "cpu" and gaussian.AVAILABLE:
             self.counters = [gaussian.stream_constants(st.spawn(1)[0]) for st in states]
             self.offsets = [0] * seeds
 

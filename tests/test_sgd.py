@@ -85,6 +85,21 @@ def test_seed_streams_split_draw():
     assert torch.equal(as64.float(), alone)
 
 
+def test_seed_streams_without_numba_use_torch(monkeypatch):
+    from quadviz import gaussian
+
+    monkeypatch.setattr(gaussian, "AVAILABLE", False)
+    streams = SeedStreams(5, 2, torch.device("cpu"))
+    assert streams.counters is None
+    draw = streams.normal((200, 500), torch.float64)
+    again = SeedStreams(5, 2, torch.device("cpu")).normal((200, 500), torch.float64)
+    assert draw.dtype == torch.float64
+    assert torch.equal(draw, again)
+    assert not torch.equal(draw[0], draw[1])
+    assert abs(float(draw.mean())) < 0.01
+    assert abs(float(draw.std()) - 1.0) < 0.01
+
+
 def test_population_risk_matches_monte_carlo():
     rng = np.random.default_rng(1)
     d, r, m, n = 12, 3, 5, 400_000
@@ -210,7 +225,7 @@ def test_full_sgd_same_before_compile(monkeypatch):
     W0 = initial_weights(config)
     compiled_run = OnlineSGD(config, lam, W0)
     compiled_run.step(60)
-    monkeypatch.setattr(reduced_kernel, "ready", lambda: False)
+    monkeypatch.setattr(reduced_kernel, "generator_ready", lambda: False)
     twin_run = OnlineSGD(config, lam, W0)
     twin_run.step(60)
     assert torch.equal(compiled_run.W, twin_run.W)
@@ -394,6 +409,7 @@ def test_reduced_kernel_warm_up_thread():
     reduced_kernel.start_warm_up()
     assert len(reduced_kernel._WARM_UP) == 1
     reduced_kernel._WARM_UP[0].join(timeout=300)
+    assert reduced_kernel.generator_ready()
     assert reduced_kernel.ready()
 
 
