@@ -75,6 +75,59 @@ def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
+# Marsaglia-Tsang attempts drawn per chi-square variate from the counter
+# streams. Each attempt is accepted with probability above 0.95 for every
+# shape, so all GAMMA_ATTEMPTS fail with probability below 0.05^8 = 4e-11.
+# Such a variate is redrawn with the seed's torch generator.
+GAMMA_ATTEMPTS = 8
+
+
+def chi_square(streams: SeedStreams, dof: torch.Tensor, k: int) -> torch.Tensor:
+    """Return chi-square draws with ``dof`` degrees of freedom, shape (S, k, q).
+
+    This is :func:`standard_gamma` with counter streams: attempt j of
+    variate n (step n // q) uses number n GAMMA_ATTEMPTS + j of the streams
+    "gamma_normal" and "gamma_uniform", so the draws do not depend on how
+    steps form chunks. The uniforms are Phi(z) of standard Gaussians z.
+    Without counter streams it runs :func:`standard_gamma` on each seed's
+    torch generator.
+    """
+    q = dof.numel()
+    a = dof.to(torch.float64) / 2.0
+    if streams.counters is None:
+        return torch.stack([2.0 * standard_gamma(a.expand(k, q), gen) for gen in streams.gens])
+    attempts = GAMMA_ATTEMPTS
+    S = len(streams.gens)
+    x = streams.normal((k, q, attempts), torch.float64, False, "gamma_normal")
+    z = streams.normal((k, q, attempts + 1), torch.float64, False, "gamma_uniform")
+    x = x.reshape(-1, attempts)
+    z = z.reshape(-1, attempts + 1)
+    boost = a < 1.0
+    a_eff = torch.where(boost, a + 1.0, a)
+    b = (a_eff - 1.0 / 3.0).repeat(S * k)
+    c = 1.0 / torch.sqrt(9.0 * b)
+    value = torch.empty(S * k * q, dtype=torch.float64)
+    todo = torch.arange(S * k * q)
+    for j in range(attempts):
+        bt, ct, xt = b[todo], c[todo], x[todo, j]
+        v = (1.0 + ct * xt) ** 3
+        ok = v > 0
+        log_v = torch.log(torch.where(ok, v, torch.ones_like(v)))
+        log_u = torch.log(torch.special.ndtr(z[todo, j]))
+        ok &= log_u < 0.5 * xt * xt + bt - bt * v + bt * log_v
+        value[todo[ok]] = (bt * v)[ok]
+        todo = todo[~ok]
+        if todo.numel() == 0:
+            break
+    for n in todo.tolist():
+        value[n] = standard_gamma(a_eff[n % q].reshape(1), streams.gens[n // (k * q)])[0]
+    value = value.reshape(S, k, q)
+    if bool(boost.any()):
+        u = torch.special.ndtr(z[:, attempts]).reshape(S, k, q)
+        value = torch.where(boost, value * u ** (1.0 / a), value)
+    return 2.0 * value
+
+
 def _positive_diagonal(R: torch.Tensor) -> torch.Tensor:
     """R (S, m, m) with rows flipped to a non-negative diagonal.
 
@@ -217,15 +270,11 @@ class ReducedSGD(OnlineSGD):
         S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
         X = self.streams.normal((k, B, r + m), self.dtype, parallel)
         if c.noise > 0:
-            noise = self.streams.normal((k, B), self.dtype, parallel)
+            noise = self.streams.normal((k, B), self.dtype, parallel, "noise")
         else:
             noise = torch.zeros((S, k, B), device=self.device, dtype=self.dtype)
-        chi2 = torch.stack([
-            2.0 * standard_gamma(self.dof.expand(k, q) / 2.0, gen)
-            for gen in self.streams.gens
-        ])
-        chi = torch.sqrt(chi2).to(self.dtype)
-        upper = self.streams.normal((k, q * (q - 1) // 2), self.dtype, parallel)
+        chi = torch.sqrt(chi_square(self.streams, self.dof, k)).to(self.dtype)
+        upper = self.streams.normal((k, q * (q - 1) // 2), self.dtype, parallel, "wishart")
         return X, noise, upper, chi
 
     def _kernel_chunk(self, X, noise, upper, chi, pool=None) -> None:

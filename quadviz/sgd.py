@@ -220,17 +220,24 @@ def torch_threads_for(work_per_step: int):
 SPLIT_MIN_NUMBERS = 1 << 17
 
 
+# Names of the counter-based streams each seed has on the CPU. Each kind of
+# draw has its own stream, so number n of a kind belongs to the same step
+# however the steps are grouped into chunks.
+STREAMS = ("batch", "noise", "wishart", "gamma_normal", "gamma_uniform")
+
+
 class SeedStreams:
     """Random streams per seed, so seed i's run does not depend on how many
     seeds run beside it, and draws can run on several threads.
 
     On the CPU each seed's Gaussians come from the counter-based generator
-    of :mod:`quadviz.gaussian` (float32 numbers, upcast for float64 runs),
-    which draws about six times faster than torch's CPU generator, and a
-    draw's parts can go to different threads without changing the numbers.
-    On CUDA, and on a CPU without numba, they come from one torch generator
-    per seed, so those runs differ from runs with numba. ``gens`` holds a
-    torch generator per seed on either device, for the other distributions.
+    of :mod:`quadviz.gaussian`, with float32 numbers upcast for float64
+    runs. It draws about six times faster than torch's CPU generator, a
+    draw's parts can go to different threads without changing the numbers,
+    and each name in :data:`STREAMS` is a separate stream. On CUDA, and on a
+    CPU without numba, all draws of a seed come from one torch generator, so
+    those runs differ from runs with numba and depend on the chunk sizes.
+    ``gens`` contains a torch generator per seed on either device.
     """
 
     def __init__(self, seed: int, seeds: int, device: torch.device):
@@ -239,20 +246,24 @@ class SeedStreams:
         self.gens = [self._generator(st) for st in states]
         self.counters = None
         if device.type == "cpu" and gaussian.AVAILABLE:
-            self.counters = [gaussian.stream_constants(st.spawn(1)[0]) for st in states]
-            self.offsets = [0] * seeds
+            self.counters = [
+                dict(zip(STREAMS, map(gaussian.stream_constants, st.spawn(len(STREAMS)))))
+                for st in states
+            ]
+            self.offsets = {name: 0 for name in STREAMS}
 
     def _generator(self, state: np.random.SeedSequence) -> torch.Generator:
         seed = int(state.generate_state(1)[0])
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def normal(
-        self, shape: tuple[int, ...], dtype: torch.dtype, parallel: bool = True
+        self, shape: tuple[int, ...], dtype: torch.dtype, parallel: bool = True,
+        stream: str = "batch",
     ) -> torch.Tensor:
-        """Standard Gaussians of shape (seeds, *shape).
+        """Return standard Gaussians of shape (seeds, *shape) from ``stream``.
 
         With ``parallel`` a CPU draw is split over the draw pool where one
-        exists; the numbers are the same either way.
+        exists. The numbers are the same either way.
         """
         seeds = len(self.gens)
         if self.counters is None:
@@ -269,19 +280,20 @@ class SeedStreams:
             parts = max(1, min(pool._max_workers, numbers // SPLIT_MIN_NUMBERS))
         bounds = [numbers * j // parts for j in range(parts + 1)]
         tasks = [(i, j) for i in range(seeds) for j in range(parts)]
+        offset = self.offsets[stream]
 
         def fill(task: tuple[int, int]) -> None:
             i, j = task
-            key, gamma = self.counters[i]
+            key, gamma = self.counters[i][stream]
             lo, hi = bounds[j], bounds[j + 1]
-            gaussian.fill(flat[i, lo:hi], key, gamma, self.offsets[i] + lo)
+            gaussian.fill(flat[i, lo:hi], key, gamma, offset + lo)
 
         if pool is None or len(tasks) == 1:
             for task in tasks:
                 fill(task)
         else:
             list(pool.map(fill, tasks))
-        self.offsets = [offset + numbers for offset in self.offsets]
+        self.offsets[stream] = offset + numbers
         return out if dtype == torch.float32 else out.to(dtype)
 
 
@@ -330,7 +342,7 @@ class OnlineSGD:
         Xr = X[..., : self.r]
         Y = (Xr * Xr) @ self.lam - self.lam_sum
         if c.noise > 0:
-            Y += c.noise * self.streams.normal((k, c.batch), self.dtype, parallel)
+            Y += c.noise * self.streams.normal((k, c.batch), self.dtype, parallel, "noise")
         return X, Y
 
     def _apply(self, X: torch.Tensor, Y: torch.Tensor) -> None:

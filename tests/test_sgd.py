@@ -43,7 +43,7 @@ def test_sgd_step_matches_autograd():
     # and differentiate the loss with autograd
     replay = SeedStreams(config.seed, config.seeds, torch.device("cpu"))
     X = replay.normal((1, 7, 20), torch.float64)[:, 0]
-    noise = replay.normal((1, 7), torch.float64)[:, 0]
+    noise = replay.normal((1, 7), torch.float64, stream="noise")[:, 0]
     lam_t = torch.as_tensor(lam)
     y = (X[:, :, :3] ** 2 - 1.0) @ lam_t + 0.3 * noise
     W = torch.as_tensor(W0).repeat(2, 1, 1).requires_grad_(True)
@@ -98,6 +98,68 @@ def test_seed_streams_without_numba_use_torch(monkeypatch):
     assert not torch.equal(draw[0], draw[1])
     assert abs(float(draw.mean())) < 0.01
     assert abs(float(draw.std()) - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 7, 4000])
+def test_counter_chi_square_matches_scipy(dof):
+    from scipy.stats import chi2, kstest
+
+    from quadviz.reduced_sgd import chi_square
+
+    streams = SeedStreams(2, 2, torch.device("cpu"))
+    draws = chi_square(streams, torch.full((4,), float(dof), dtype=torch.float64), 5000)
+    assert draws.shape == (2, 5000, 4)
+    # a fixed stream, so the check is deterministic; p > 1e-3 on 40000 draws
+    assert kstest(draws.reshape(-1).numpy(), chi2(dof).cdf).pvalue > 1e-3
+
+
+def test_counter_chi_square_fallback_after_rejections(monkeypatch):
+    """Variates whose counter attempts are all rejected come from torch."""
+    from scipy.stats import chi2, kstest
+
+    from quadviz import reduced_sgd
+
+    calls = []
+    gamma = reduced_sgd.standard_gamma
+
+    def spy(shape, gen):
+        calls.append(shape.numel())
+        return gamma(shape, gen)
+
+    monkeypatch.setattr(reduced_sgd, "GAMMA_ATTEMPTS", 1)
+    monkeypatch.setattr(reduced_sgd, "standard_gamma", spy)
+    streams = SeedStreams(3, 2, torch.device("cpu"))
+    draws = reduced_sgd.chi_square(streams, torch.full((4,), 1.0, dtype=torch.float64), 3000)
+    assert len(calls) > 10
+    assert kstest(draws.reshape(-1).numpy(), chi2(1).cdf).pvalue > 1e-3
+
+
+def test_counter_chi_square_independent_of_chunks():
+    from quadviz.reduced_sgd import chi_square
+
+    dof = torch.tensor([2.0, 30.0, 500.0], dtype=torch.float64)
+    whole = chi_square(SeedStreams(4, 2, torch.device("cpu")), dof, 25)
+    streams = SeedStreams(4, 2, torch.device("cpu"))
+    parts = torch.cat([chi_square(streams, dof, 10), chi_square(streams, dof, 15)], dim=1)
+    assert torch.equal(whole, parts)
+
+
+@pytest.mark.parametrize("method", ["full", "reduced"])
+def test_sgd_run_independent_of_chunks(method):
+    """Step n uses the same numbers however the steps form chunks, label
+    noise included, so a seed's run does not depend on the output grid."""
+    config = Config.create(d=3000, r=3, width=4, batch=16, steps=100, seeds=2, noise=0.3,
+                           lr=2e-4, dtype="float64", device="cpu", method=method)
+    lam = spectrum(3, 1.0)
+    runners = []
+    for splits in ([100], [37, 63], [1, 50, 49]):
+        runner = ReducedSGD(config, lam) if method == "reduced" else OnlineSGD(
+            config, lam, initial_weights(config))
+        for n in splits:
+            runner.step(n)
+        runners.append(runner.W)
+    torch.testing.assert_close(runners[1], runners[0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(runners[2], runners[0], rtol=1e-12, atol=1e-14)
 
 
 def test_population_risk_matches_monte_carlo():
