@@ -82,15 +82,29 @@ def standard_gamma(shape: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 GAMMA_ATTEMPTS = 8
 
 
-def chi_square(streams: SeedStreams, dof: torch.Tensor, k: int) -> torch.Tensor:
+def chi_square_draws(streams: SeedStreams, q: int, k: int):
+    """Draw the Gaussians that :func:`chi_square` turns into k q variates.
+
+    Returns None without counter streams. This part calls no parallel torch
+    operation, so it can run on the prefetch thread.
+    """
+    if streams.counters is None:
+        return None
+    x = streams.normal((k, q, GAMMA_ATTEMPTS), torch.float64, False, "gamma_normal")
+    z = streams.normal((k, q, GAMMA_ATTEMPTS + 1), torch.float64, False, "gamma_uniform")
+    return x, z
+
+
+def chi_square(streams: SeedStreams, dof: torch.Tensor, k: int, draws=None) -> torch.Tensor:
     """Return chi-square draws with ``dof`` degrees of freedom, shape (S, k, q).
 
     This is :func:`standard_gamma` with counter streams: attempt j of
     variate n (step n // q) uses number n GAMMA_ATTEMPTS + j of the streams
     "gamma_normal" and "gamma_uniform", so the draws do not depend on how
     steps form chunks. The uniforms are Phi(z) of standard Gaussians z.
-    Without counter streams it runs :func:`standard_gamma` on each seed's
-    torch generator.
+    ``draws`` are those Gaussians from :func:`chi_square_draws`, drawn here
+    when None. Without counter streams it runs :func:`standard_gamma` on
+    each seed's torch generator.
     """
     q = dof.numel()
     a = dof.to(torch.float64) / 2.0
@@ -98,8 +112,7 @@ def chi_square(streams: SeedStreams, dof: torch.Tensor, k: int) -> torch.Tensor:
         return torch.stack([2.0 * standard_gamma(a.expand(k, q), gen) for gen in streams.gens])
     attempts = GAMMA_ATTEMPTS
     S = len(streams.gens)
-    x = streams.normal((k, q, attempts), torch.float64, False, "gamma_normal")
-    z = streams.normal((k, q, attempts + 1), torch.float64, False, "gamma_uniform")
+    x, z = draws if draws is not None else chi_square_draws(streams, q, k)
     x = x.reshape(-1, attempts)
     z = z.reshape(-1, attempts + 1)
     boost = a < 1.0
@@ -245,13 +258,13 @@ class ReducedSGD(OnlineSGD):
             prefetch = _prefetch_pool()
             pending = prefetch.submit(self._draw, sizes[0], False)
             for i in range(len(sizes)):
-                draws = pending.result()
+                draws = self._finish_draw(*pending.result())
                 if i + 1 < len(sizes):
                     pending = prefetch.submit(self._draw, sizes[i + 1], False)
                 self._kernel_chunk(*draws, pool=pool)
             return
         for k in sizes:
-            draws = self._draw(k)
+            draws = self._finish_draw(*self._draw(k))
             # while the app compiles the numba loop in the background, the
             # torch loop takes the same steps instead of waiting for it
             if self.use_kernel and reduced_kernel.ready():
@@ -260,22 +273,32 @@ class ReducedSGD(OnlineSGD):
                 self._torch_chunk(*draws)
 
     def _draw(self, k: int, parallel: bool = True):
-        """Draw the random parts of k steps per seed.
+        """Draw the Gaussians of k steps per seed.
 
         These are the batch's parts along the teacher and along span(U), the
-        label noise, and the Bartlett factor of the Wishart part outside
-        both: sqrt(chi^2) on the diagonal, Gaussians strictly above it.
+        label noise (None without noise), the Gaussians strictly above the
+        diagonal of the Bartlett factor of the Wishart part outside both, and
+        those behind its chi-square diagonal. This runs on the prefetch
+        thread too, so it calls no parallel torch operation (see the NOTE
+        above :func:`quadviz.sgd._prefetch_pool`).
         """
         c = self.config
-        S, B, r, m, q = c.seeds, c.batch, self.r, c.width, self.q
+        B, r, m, q = c.batch, self.r, c.width, self.q
         X = self.streams.normal((k, B, r + m), self.dtype, parallel)
+        noise = None
         if c.noise > 0:
             noise = self.streams.normal((k, B), self.dtype, parallel, "noise")
-        else:
-            noise = torch.zeros((S, k, B), device=self.device, dtype=self.dtype)
-        chi = torch.sqrt(chi_square(self.streams, self.dof, k)).to(self.dtype)
         upper = self.streams.normal((k, q * (q - 1) // 2), self.dtype, parallel, "wishart")
-        return X, noise, upper, chi
+        return k, X, noise, upper, chi_square_draws(self.streams, q, k)
+
+    def _finish_draw(self, k: int, X, noise, upper, gamma_draws):
+        """Return (X, noise, upper, chi) with the chi-square diagonal made
+        from its Gaussians and zero noise where the run has none."""
+        if noise is None:
+            noise = torch.zeros((self.config.seeds, k, self.config.batch),
+                                device=self.device, dtype=self.dtype)
+        chi2 = chi_square(self.streams, self.dof, k, gamma_draws)
+        return X, noise, upper, torch.sqrt(chi2).to(self.dtype)
 
     def _kernel_chunk(self, X, noise, upper, chi, pool=None) -> None:
         W = self.W.numpy()

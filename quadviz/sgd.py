@@ -154,6 +154,15 @@ _PREFETCH: list[ThreadPoolExecutor] = []
 PIPELINE_STEP_WORK = 1 << 21
 
 
+# NOTE: work sent to the prefetch thread and the draw pool must not call torch
+# operations that can run in parallel (element-wise kernels, products,
+# conversions of large tensors). Once a second long-lived thread has entered
+# an OpenMP region, libgomp manages more threads than there are cores and
+# stops its workers' spinning, so every small product of the main thread
+# waits for a wake-up: the bmm pair of a step at B = 32, d = 512, m = 64
+# went from 45 us to 225 us for the rest of the process.
+
+
 def _prefetch_pool() -> ThreadPoolExecutor:
     """Return the one-thread pool that draws the next chunk of batches."""
     if not _PREFETCH:
@@ -294,7 +303,12 @@ class SeedStreams:
         else:
             list(pool.map(fill, tasks))
         self.offsets[stream] = offset + numbers
-        return out if dtype == torch.float32 else out.to(dtype)
+        if dtype == torch.float32:
+            return out
+        if dtype == torch.float64:
+            # numpy converts on this thread, where torch's copy could start OpenMP
+            return torch.from_numpy(flat.astype(np.float64)).view(seeds, *shape)
+        return out.to(dtype)
 
 
 class OnlineSGD:
@@ -332,20 +346,29 @@ class OnlineSGD:
             self._step_pipelined(sizes)
             return
         for k in sizes:
-            X, Y = self._draw(k)
-            self._apply(X, Y)
+            self._apply(*self._draw(k))
 
-    def _draw(self, k: int, parallel: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """k fresh Gaussian batches per seed, (S, k, B, d), and their labels."""
+    def _draw(self, k: int, parallel: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Draw k fresh Gaussian batches per seed, (S, k, B, d), and their
+        label noise (S, k, B), or None without noise.
+
+        This runs on the prefetch thread too, so it must not call a torch
+        operation that can start OpenMP threads (see the NOTE above
+        :func:`_prefetch_pool`).
+        """
         c = self.config
         X = self.streams.normal((k, c.batch, c.d), self.dtype, parallel)
+        noise = None
+        if c.noise > 0:
+            noise = self.streams.normal((k, c.batch), self.dtype, parallel, "noise")
+        return X, noise
+
+    def _apply(self, X: torch.Tensor, noise: torch.Tensor | None) -> None:
+        """Label the batches and run their steps as one chunk."""
         Xr = X[..., : self.r]
         Y = (Xr * Xr) @ self.lam - self.lam_sum
-        if c.noise > 0:
-            Y += c.noise * self.streams.normal((k, c.batch), self.dtype, parallel, "noise")
-        return X, Y
-
-    def _apply(self, X: torch.Tensor, Y: torch.Tensor) -> None:
+        if noise is not None:
+            Y += self.config.noise * noise
         # the chunk runs over steps: (S, k, ...) viewed as (k, S, ...)
         self.W = _run_chunk()(X.transpose(0, 1), Y.transpose(0, 1), self.W,
                               self.config.lr)
@@ -363,10 +386,10 @@ class OnlineSGD:
         try:
             pending = prefetch.submit(self._draw, sizes[0], False)
             for i in range(len(sizes)):
-                X, Y = pending.result()
+                draws = pending.result()
                 if i + 1 < len(sizes):
                     pending = prefetch.submit(self._draw, sizes[i + 1], False)
-                self._apply(X, Y)
+                self._apply(*draws)
         finally:
             torch.set_num_threads(before)
 
