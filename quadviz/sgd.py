@@ -157,10 +157,10 @@ PIPELINE_STEP_WORK = 1 << 21
 # NOTE: work sent to the prefetch thread and the draw pool must not call torch
 # operations that can run in parallel (element-wise kernels, products,
 # conversions of large tensors). Once a second long-lived thread has entered
-# an OpenMP region, libgomp manages more threads than there are cores and
-# stops its workers' spinning, so every small product of the main thread
-# waits for a wake-up: the bmm pair of a step at B = 32, d = 512, m = 64
-# went from 45 us to 225 us for the rest of the process.
+# an OpenMP region, every small product of the main thread became about five
+# times slower for the rest of the process: the bmm pair of a step at B = 32,
+# d = 512, m = 64 went from 45 us to 225 us. OMP_WAIT_POLICY=passive gives the
+# same slow products, so libgomp's workers have probably stopped spinning.
 
 
 def _prefetch_pool() -> ThreadPoolExecutor:
