@@ -148,10 +148,10 @@ _PREFETCH: list[ThreadPoolExecutor] = []
 
 # Multiply-adds per step (seeds * B * d * m) below which full SGD on a CPU
 # with two or more threads computes on one thread and draws the next chunk
-# on another. At B = 32, d = 512, m = 64 one thread's products were as fast
-# as two's, and a step took 131 us instead of 153 us. At B = d = 1024,
-# m = 256 the products need both cores (11.0 ms a step against 15.9 ms).
-PIPELINE_STEP_WORK = 1 << 21
+# on another. With the counter-based generator a draw is cheap, so this
+# pays only for small steps: at B = 8, d = 512, m = 64 a step took 39 us
+# against 44 us, at B = 32 (2^20 multiply-adds) 83 us against 67 us.
+PIPELINE_STEP_WORK = 1 << 19
 
 
 # NOTE: work sent to the prefetch thread and the draw pool must not call torch
