@@ -115,28 +115,38 @@ def _reduced_steps(X, noise_draws, upper, chi, W, lam, lr, noise):
         # Gram of the part that leaves span(U): E^T E = v^T S v with
         # S = T^T T Wishart. For B > m only the Gram of v matters, so v is
         # replaced by its m x m factor R_v.
+        # T is stored times lr, so T v below is lr E
         pos = 0
         for a in range(q):
-            T[a, a] = chi[i, a]
+            T[a, a] = lr * chi[i, a]
             for b in range(a + 1, q):
-                T[a, b] = upper[i, pos]
+                T[a, b] = lr * upper[i, pos]
                 pos += 1
         v = Z.astype(np.float64)
         if q < B:
             v = _upper_factor(v.T @ v, v)
-        E = T @ v
-        F = W[r:].astype(np.float64)
-        gram = F.T @ F + (lr * lr) * (E.T @ E)
+        # stacked = [F~; lr E], whose Gram is the new F^T F, in one product
+        stacked = np.empty((m + q, m))
+        for a in range(m):
+            for b in range(m):
+                stacked[a, b] = W[r + a, b]
+        stacked[m:] = T @ v
+        gram = stacked.T @ stacked
         if not np.all(np.isfinite(gram)):
             W[:] = np.nan
             return False
-        stacked = np.empty((m + q, m))
-        stacked[:m] = F
-        stacked[m:] = lr * E
-        new_factor = _upper_factor(gram, stacked)
-        for a in range(m):
-            for b in range(m):
-                W[r + a, b] = new_factor[a, b]
+        try:
+            lower = np.linalg.cholesky(gram)
+            for a in range(m):
+                for b in range(a, m):
+                    W[r + a, b] = lower[b, a]
+                for b in range(a):
+                    W[r + a, b] = 0.0
+        except Exception:  # nopython mode can catch only Exception
+            new_factor = _upper_factor(gram, stacked)
+            for a in range(m):
+                for b in range(m):
+                    W[r + a, b] = new_factor[a, b]
     return True
 
 
