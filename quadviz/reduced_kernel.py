@@ -154,7 +154,12 @@ if AVAILABLE:
     # cache=True keeps the machine code on disk next to this file (or in
     # NUMBA_CACHE_DIR), so only the first run after an install compiles.
     _upper_factor = numba.njit(cache=True, nogil=True)(_upper_factor)
-    reduced_steps = numba.njit(cache=True, nogil=True)(_reduced_steps)
+    # "reassoc" lets LLVM vectorise the loop's sums (about 1.5 us of a 15 us
+    # step at B = r = m = 32). The flags exclude "nnan" and "ninf", so the
+    # isfinite checks keep their meaning.
+    reduced_steps = numba.njit(
+        cache=True, nogil=True, fastmath={"reassoc", "contract"}
+    )(_reduced_steps)
 else:
     reduced_steps = None
 
