@@ -95,6 +95,23 @@ def population_risk(
     return risk, recovery, spectrum
 
 
+def ordered_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum x (S, n) over its last dimension in an order fixed by n alone.
+
+    torch splits one reduction of more than 32768 numbers (its grain size)
+    over its threads, so the rounding of a long sum depended on the thread
+    count, and a seed's run on how many seeds ran beside it. Sums of
+    4096-number blocks stay on one thread each.
+    """
+    n = x.shape[1]
+    full = n - n % 4096
+    total = x[:, full:].sum(dim=1)
+    if full > 0:
+        blocks = x[:, :full].reshape(x.shape[0], full // 4096, 4096)
+        total = total + blocks.sum(dim=2).sum(dim=1)
+    return total
+
+
 def sgd_chunk(X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, lr: float) -> torch.Tensor:
     """Apply len(X) SGD steps to W (S, d, m) and return the new W.
 
@@ -107,10 +124,10 @@ def sgd_chunk(X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, lr: float) -> t
         x = X[i]
         # forward: residual of the centred quadratic student, Z is (S, B, m)
         Z = torch.bmm(x, W)
-        norm2 = (W * W).sum(dim=(1, 2))
+        norm2 = ordered_sum((W * W).sum(dim=2))
         res = (Z * Z).sum(dim=2) - norm2[:, None] - Y[i]
         # update: W <- (1 + 2 lr mean(res)) W - (2 lr / B) X^T (res Z)
-        shrink = 1.0 + 2.0 * lr * res.mean(dim=1)
+        shrink = 1.0 + 2.0 * lr * ordered_sum(res) / B
         Z.mul_(res[:, :, None])
         W.mul_(shrink[:, None, None])
         W.baddbmm_(x.transpose(1, 2), Z, alpha=-2.0 * lr / B)
@@ -210,6 +227,10 @@ def torch_threads_for(work_per_step: int):
 
     :func:`allowed_threads` still returns the count from before the limit.
     """
+    # NOTE: torch.set_num_threads also sets the count of every thread that
+    # first uses torch afterwards. In an app with QUADVIZ_TORCH_THREADS of 2
+    # or more, a session starting while another is inside this limit runs on
+    # one thread. The default of 1 is not affected.
     before = torch.get_num_threads()
     if work_per_step >= SMALL_STEP_WORK or before == 1:
         yield

@@ -248,6 +248,33 @@ def test_seed_run_independent_of_seed_count(d, batch, steps, method):
     assert not np.allclose(together.risk[1], single.risk[0])
 
 
+def test_seed_run_bitwise_same_with_other_seeds():
+    """With d m above torch's 32768-number grain, one seed's sums must not
+    be split over threads differently from three seeds' sums."""
+    config = Config.create(d=2048, r=4, width=64, batch=8, steps=60, seeds=1, points=4,
+                           lr=1e-4, device="cpu", method="full")
+    lam = spectrum(4, 1.0)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        single = OnlineSGD(config, lam, initial_weights(config))
+        single.step(60)
+        together = OnlineSGD(config.replace(seeds=3), lam, initial_weights(config))
+        together.step(60)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(together.W[0], single.W[0])
+
+
+def test_ordered_sum_matches_plain_sum():
+    from quadviz.sgd import ordered_sum
+
+    x = torch.randn(3, 3 * 4096 + 17, dtype=torch.float64)
+    torch.testing.assert_close(ordered_sum(x), x.sum(dim=1), rtol=1e-12, atol=1e-9)
+    small = torch.randn(2, 100, dtype=torch.float64)
+    assert torch.equal(ordered_sum(small), small.sum(dim=1))
+
+
 def test_pipelined_steps_match_sequential(monkeypatch):
     """Drawing the next chunk on another thread changes no number."""
     config = Config.create(d=512, r=4, width=8, batch=32, steps=200, seeds=2,
