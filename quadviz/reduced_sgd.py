@@ -167,11 +167,11 @@ def reduced_chunk(
         x = X[i]
         # forward: Z = X_par P + A F
         Z = torch.bmm(x, W)
-        norm2 = ordered_sum((W * W).sum(dim=2))
+        norm2 = ordered_sum((W * W).flatten(1))
         res = (Z * Z).sum(dim=2) - norm2[:, None] - Y[i]
         v = Z * (res[:, :, None] * (2.0 / B))
         # update of [P; F~]: the same linear step as the full path
-        shrink = 1.0 + 2.0 * lr * ordered_sum(res) / B
+        shrink = 1.0 + ordered_sum(res) * (2.0 * lr / B)
         W = torch.baddbmm(W * shrink[:, None, None], x.transpose(1, 2), v, alpha=-lr)
         # Gram of the part that leaves span(U): Y^T Y = v^T S v. For B <= m,
         # S = T^T T with T the transposed Bartlett factor, so Y = T v. For

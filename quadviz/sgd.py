@@ -104,6 +104,9 @@ def ordered_sum(x: torch.Tensor) -> torch.Tensor:
     4096-number blocks stay on one thread each.
     """
     n = x.shape[1]
+    if n <= 32768:
+        # at most one grain per row: torch sums each row on one thread
+        return x.sum(dim=1)
     full = n - n % 4096
     total = x[:, full:].sum(dim=1)
     if full > 0:
@@ -124,10 +127,10 @@ def sgd_chunk(X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, lr: float) -> t
         x = X[i]
         # forward: residual of the centred quadratic student, Z is (S, B, m)
         Z = torch.bmm(x, W)
-        norm2 = ordered_sum((W * W).sum(dim=2))
+        norm2 = ordered_sum((W * W).flatten(1))
         res = (Z * Z).sum(dim=2) - norm2[:, None] - Y[i]
         # update: W <- (1 + 2 lr mean(res)) W - (2 lr / B) X^T (res Z)
-        shrink = 1.0 + 2.0 * lr * ordered_sum(res) / B
+        shrink = 1.0 + ordered_sum(res) * (2.0 * lr / B)
         Z.mul_(res[:, :, None])
         W.mul_(shrink[:, None, None])
         W.baddbmm_(x.transpose(1, 2), Z, alpha=-2.0 * lr / B)
