@@ -154,7 +154,8 @@ def reduced_sgd(config: Config, steps: int, use_kernel: bool = True):
     lam = spectrum(config.teacher_rank, config.alpha)
     runner = ReducedSGD(config, lam)
     runner.use_kernel = use_kernel and runner.use_kernel
-    work = config.seeds * config.batch * (config.teacher_rank + 2 * config.width) ** 2
+    # the per-step work that ReducedSGD.run passes to torch_threads_for
+    work = config.seeds * config.batch * (config.teacher_rank + config.width) * config.width
 
     def run():
         with torch.no_grad(), torch_threads_for(work):
