@@ -66,6 +66,12 @@ def _clip_positive(y: np.ndarray, floor: float) -> np.ndarray:
     return y
 
 
+def _positive(values: np.ndarray) -> np.ndarray:
+    """Return the finite, positive entries of values as float64."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    return values[np.isfinite(values) & (values > 0)]
+
+
 def _floor_for(*arrays: np.ndarray) -> float:
     values = np.concatenate([np.ravel(a) for a in arrays])
     values = values[np.isfinite(values) & (values > 0)]
@@ -80,8 +86,7 @@ def _decade_step(values: np.ndarray) -> int | str:
     Wide ranges get every k-th power of ten. A range under three decades also
     labels 2 and 5 ("D2"), and one under 1.2 decades every digit ("D1").
     """
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values) & (values > 0)]
+    values = _positive(values)
     if values.size < 2:
         return 1
     span = math.log10(values.max() / values.min())
@@ -92,7 +97,7 @@ def _decade_step(values: np.ndarray) -> int | str:
     return max(1, math.ceil(span / 8))
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def _tick_text(value: float) -> str:
@@ -140,8 +145,7 @@ def _log_axis(title: str, values: np.ndarray) -> dict:
         zeroline=False,
     )
     if axis["dtick"] == "D1":
-        values = np.asarray(values, dtype=np.float64)
-        values = values[np.isfinite(values) & (values > 0)]
+        values = _positive(values)
         # plotly's autorange pads the data, so ticks just outside it are shown
         ticks = _narrow_log_ticks(float(values.min()) / 1.05, float(values.max()) * 1.05)
         ticks = [float(f"{v:.12g}") for v in ticks]

@@ -33,9 +33,9 @@ from quadviz.sgd import (
     OnlineSGD,
     SeedStreams,
     _draw_pool,
-    _prefetch_pool,
     compiled,
     ordered_sum,
+    prefetched,
     resolve_device,
 )
 
@@ -256,13 +256,8 @@ class ReducedSGD(OnlineSGD):
         sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
         pool = _draw_pool() if self.use_kernel else None
         if pool is not None and len(sizes) > 1 and reduced_kernel.ready():
-            prefetch = _prefetch_pool()
-            pending = prefetch.submit(self._draw, sizes[0], False)
-            for i in range(len(sizes)):
-                draws = self._finish_draw(*pending.result())
-                if i + 1 < len(sizes):
-                    pending = prefetch.submit(self._draw, sizes[i + 1], False)
-                self._kernel_chunk(*draws, pool=pool)
+            for draws in prefetched(self._draw, sizes):
+                self._kernel_chunk(*self._finish_draw(*draws), pool=pool)
             return
         for k in sizes:
             draws = self._finish_draw(*self._draw(k))

@@ -190,6 +190,27 @@ def _prefetch_pool() -> ThreadPoolExecutor:
     return _PREFETCH[0]
 
 
+def prefetched(draw, sizes: list[int]):
+    """Yield draw(k, False) for each k in sizes, drawing the next chunk on
+    the prefetch thread while the caller works on the current one.
+
+    Only the caller and the prefetch thread touch the streams, and never at
+    the same time, because each draw is awaited before the next one is
+    submitted.
+    """
+    prefetch = _prefetch_pool()
+    pending = prefetch.submit(draw, sizes[0], False)
+    for i in range(len(sizes)):
+        draws = pending.result()
+        if i + 1 < len(sizes):
+            pending = prefetch.submit(draw, sizes[i + 1], False)
+        yield draws
+
+
+# The thread count from before torch_threads_for limited torch, per thread.
+_THREADS = threading.local()
+
+
 def allowed_threads() -> int:
     """Return the threads this computation may use.
 
@@ -219,9 +240,6 @@ def _draw_pool() -> ThreadPoolExecutor | None:
 # kernels are then too small to split, and on a busy 2-core machine idle
 # OpenMP workers made each small kernel up to 100 times slower.
 SMALL_STEP_WORK = 1 << 18
-
-
-_THREADS = threading.local()
 
 
 @contextmanager
@@ -357,8 +375,9 @@ class OnlineSGD:
         Batches for up to DRAW_ELEMENTS numbers per seed are drawn in one
         call, with the labels for all of them in one matrix product. The
         steps of a chunk then run inside one TorchScript call. Small steps on
-        a CPU with two or more torch threads run on one thread while another
-        thread draws the next chunk. Both orders consume the same numbers.
+        a CPU, where the run may use two or more threads
+        (:func:`allowed_threads`), run on one thread while another thread
+        draws the next chunk. Both orders consume the same numbers.
         """
         c = self.config
         B, d = c.batch, c.d
@@ -398,21 +417,11 @@ class OnlineSGD:
                               self.config.lr)
 
     def _step_pipelined(self, sizes: list[int]) -> None:
-        """Run the chunks on one torch thread while the next one is drawn.
-
-        Only this thread and the prefetch thread touch the generators, and
-        never at the same time, because each draw is awaited before the
-        next one is submitted.
-        """
-        prefetch = _prefetch_pool()
+        """Run the chunks on one torch thread while the next one is drawn."""
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            pending = prefetch.submit(self._draw, sizes[0], False)
-            for i in range(len(sizes)):
-                draws = pending.result()
-                if i + 1 < len(sizes):
-                    pending = prefetch.submit(self._draw, sizes[i + 1], False)
+            for draws in prefetched(self._draw, sizes):
                 self._apply(*draws)
         finally:
             torch.set_num_threads(before)

@@ -436,13 +436,13 @@ def test_reduced_pipelined_matches_sequential(monkeypatch):
 
     monkeypatch.setattr(reduced_sgd, "DRAW_ELEMENTS", 3000)
     prefetches = []
-    prefetch_pool = reduced_sgd._prefetch_pool
+    prefetched = reduced_sgd.prefetched
 
-    def spy():
+    def spy(draw, sizes):
         prefetches.append(1)
-        return prefetch_pool()
+        return prefetched(draw, sizes)
 
-    monkeypatch.setattr(reduced_sgd, "_prefetch_pool", spy)
+    monkeypatch.setattr(reduced_sgd, "prefetched", spy)
     config = Config.create(d=5000, r=3, width=5, batch=8, steps=400, seeds=3,
                            noise=0.2, lr=2e-4, device="cpu", method="reduced")
     lam = spectrum(3, 1.0)
