@@ -6,8 +6,8 @@ B = d = 1024. This generator draws them at about 0.4 ns per number.
 
 Number k of a stream (key, gamma) is a pure function of k:
 
-- pair p = (k // (2 BLOCK)) BLOCK + k % BLOCK takes the 64-bit SplitMix64
-  output z = mix(key + (p + 1) gamma) (Steele, Lea and Flood, 2014);
+- pair p = (k // (2 BLOCK)) BLOCK + k % BLOCK takes the 64-bit output
+  z = mix(key + (p + 1) gamma) of SplitMix64's finaliser on a counter;
 - its upper 31 bits, forced odd, give u in (0, 1), its lower 32 bits an
   angle phi uniform on [-pi/4, 7pi/4) (two quadrant bits and 30 bits within
   the quadrant);
@@ -66,9 +66,9 @@ _C2, _C4, _C6, _C8, _C10 = (_F(1 / 2), _F(1 / 24), _F(1 / 720), _F(1 / 40320),
 def stream_constants(state: np.random.SeedSequence) -> tuple[np.uint64, np.uint64]:
     """Return the key and the odd increment of a stream from a seed sequence.
 
-    The increment is chosen like SplittableRandom's: odd, and with at least
-    24 bit changes between neighbours, so that the counter sequence
-    key + p gamma mixes well.
+    The increment is odd, so key + p gamma visits every 64-bit value, and
+    has at least 24 bit changes between neighbouring bits, so that
+    consecutive counters differ in many bits before mixing.
     """
     key, gamma = (int(w) for w in state.generate_state(2, np.uint64))
     gamma |= 1

@@ -99,8 +99,8 @@ def ordered_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum x (S, n) over its last dimension in an order fixed by n alone.
 
     torch splits one reduction of more than 32768 numbers (its grain size)
-    over its threads, so the rounding of a long sum depended on the thread
-    count, and a seed's run on how many seeds ran beside it. Sums of
+    over its threads, so the rounding of a long sum would depend on the
+    thread count, and a seed's run on how many seeds run beside it. Sums of
     4096-number blocks stay on one thread each.
     """
     n = x.shape[1]
@@ -169,8 +169,9 @@ _PREFETCH: list[ThreadPoolExecutor] = []
 # Multiply-adds per step (seeds * B * d * m) below which full SGD on a CPU
 # with two or more threads computes on one thread and draws the next chunk
 # on another. With the counter-based generator a draw is cheap, so this
-# pays only for small steps: at B = 8, d = 512, m = 64 a step took 39 us
-# against 44 us, at B = 32 (2^20 multiply-adds) 83 us against 67 us.
+# pays only for small steps. At B = 8, d = 512, m = 64 a step took 39 us with
+# the overlap and 44 us without, at B = 32 (2^20 multiply-adds) 83 us with it
+# and 67 us without.
 PIPELINE_STEP_WORK = 1 << 19
 
 
@@ -266,8 +267,8 @@ def torch_threads_for(work_per_step: int):
 
 
 # A CPU draw of at least this many numbers per part is split over the draw
-# pool's threads (about 60 us of work per part, against about 20 us to hand
-# a part to a thread). The numbers do not depend on the split.
+# pool's threads: about 60 us of work per part, against an estimated 20 us
+# to hand a part to a thread. The numbers do not depend on the split.
 SPLIT_MIN_NUMBERS = 1 << 17
 
 

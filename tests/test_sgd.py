@@ -109,7 +109,7 @@ def test_counter_chi_square_matches_scipy(dof):
     streams = SeedStreams(2, 2, torch.device("cpu"))
     draws = chi_square(streams, torch.full((4,), float(dof), dtype=torch.float64), 5000)
     assert draws.shape == (2, 5000, 4)
-    # a fixed stream, so the check is deterministic; p > 1e-3 on 40000 draws
+    # The stream is fixed, so the check is deterministic: p > 1e-3 on 40000 draws.
     assert kstest(draws.reshape(-1).numpy(), chi2(dof).cdf).pvalue > 1e-3
 
 
@@ -248,7 +248,7 @@ def test_seed_run_independent_of_seed_count(d, batch, steps, method):
     assert not np.allclose(together.risk[1], single.risk[0])
 
 
-def test_seed_run_bitwise_same_with_other_seeds():
+def test_one_seed_sums_thread_independent():
     """With d m above torch's 32768-number grain, one seed's sums must not
     be split over threads differently from three seeds' sums."""
     config = Config.create(d=2048, r=4, width=64, batch=8, steps=60, seeds=1, points=4,
