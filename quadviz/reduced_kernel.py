@@ -18,10 +18,11 @@ matrix [F~; lr E], as the torch loop does.
 Without numba, :data:`AVAILABLE` is False and callers use the torch loop.
 The first call after an install compiles for about 10 s on 2 cores. Later
 processes load the machine code from numba's disk cache in about 0.4 s.
-:func:`start_warm_up` does that work off the request path, for this loop
-and for the Gaussian generator of :mod:`quadviz.gaussian`. Meanwhile
-:func:`ready` and :func:`generator_ready` return False, so callers use the
-torch loop and the generator's numpy twin.
+:func:`start_warm_up` does that work off the request path, for this loop,
+the Gaussian generator of :mod:`quadviz.gaussian` and the full-SGD loop of
+:mod:`quadviz.sgd_kernel`. Meanwhile :func:`part_ready` returns False for
+the parts not yet loaded, so callers use the torch loops and the
+generator's numpy twin.
 """
 
 from __future__ import annotations
@@ -182,12 +183,12 @@ def one_blas_thread():
 
 _WARM_UP: list[threading.Thread] = []
 _WARM_UP_LOCK = threading.Lock()
-# One pair of events per compiled part: the Gaussian generator of
-# quadviz.gaussian (about 3 s to compile) and the reduced-SGD loop (about 10 s).
-_GENERATOR_DONE = threading.Event()
-_GENERATOR_FAILED = threading.Event()
-_WARM_UP_DONE = threading.Event()
-_WARM_UP_FAILED = threading.Event()
+# The compiled parts in warm-up order, each with a (done, failed) pair of
+# events: the Gaussian generator of quadviz.gaussian (about 3 s to compile),
+# this module's reduced-SGD loop (about 10 s), the default path of the
+# app's scenario, and the full-SGD loop of quadviz.sgd_kernel.
+PARTS = ("gaussian", "reduced_kernel", "sgd_kernel")
+_EVENTS = {part: (threading.Event(), threading.Event()) for part in PARTS}
 
 
 def warm_up() -> None:
@@ -247,44 +248,48 @@ def _warm_up_part(module: str, load, done: threading.Event, failed: threading.Ev
 
 
 def start_warm_up() -> None:
-    """Compile the Gaussian generator and the reduced-SGD loop once per
-    process, off the caller's thread.
+    """Compile the Gaussian generator and the SGD loops once per process,
+    off the caller's thread.
 
-    A daemon thread lets a child process compile each part into numba's
-    disk cache, then loads it from there (about 0.4 s). The generator comes
-    first because it takes 3 s to compile against about 10 s for the loop.
-    Where the cache cannot be written, the load compiles in this process.
+    A daemon thread lets a child process compile each part of :data:`PARTS`
+    into numba's disk cache, then loads it from there (about 0.4 s). The
+    generator comes first because it takes 3 s to compile against about
+    10 s for each loop. Where the cache cannot be written, the load
+    compiles in this process.
     """
     with _WARM_UP_LOCK:
         if _WARM_UP or not AVAILABLE:
             return
-        from quadviz import gaussian  # imports this module
+        import importlib
 
         def run() -> None:
-            _warm_up_part("gaussian", gaussian.warm_up, _GENERATOR_DONE, _GENERATOR_FAILED)
-            _warm_up_part("reduced_kernel", warm_up, _WARM_UP_DONE, _WARM_UP_FAILED)
+            for part in PARTS:
+                module = importlib.import_module(f"quadviz.{part}")
+                _warm_up_part(part, module.warm_up, *_EVENTS[part])
 
         thread = threading.Thread(target=run, name="numba-warm-up", daemon=True)
         _WARM_UP.append(thread)
         thread.start()
 
 
-def ready() -> bool:
-    """Return whether :data:`reduced_steps` can run now without a compile.
+def part_ready(part: str) -> bool:
+    """Return whether the compiled ``part`` of :data:`PARTS` can run now
+    without a compile.
 
-    False without numba, while a background warm-up is running, and after
-    one failed.
+    False without numba, while a background warm-up has not reached the
+    end of that part, and after its compile failed.
     """
-    if not AVAILABLE or _WARM_UP_FAILED.is_set():
+    done, failed = _EVENTS[part]
+    if not AVAILABLE or failed.is_set():
         return False
-    return not _WARM_UP or _WARM_UP_DONE.is_set()
+    return not _WARM_UP or done.is_set()
+
+
+def ready() -> bool:
+    """Return whether :data:`reduced_steps` can run now without a compile."""
+    return part_ready("reduced_kernel")
 
 
 def generator_ready() -> bool:
-    """Return whether the compiled Gaussian generator can run without a compile.
-
-    The same rules as :func:`ready`, for the generator's part of the warm-up.
-    """
-    if not AVAILABLE or _GENERATOR_FAILED.is_set():
-        return False
-    return not _WARM_UP or _GENERATOR_DONE.is_set()
+    """Return whether the compiled Gaussian generator can run without a compile."""
+    return part_ready("gaussian")

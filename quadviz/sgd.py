@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from quadviz import gaussian
+from quadviz import gaussian, reduced_kernel, sgd_kernel
 from quadviz.config import Config
 from quadviz.result import OVERLAP_DIRECTIONS, Trajectory
 from quadviz.theory import lr_stability_limit
@@ -167,12 +167,22 @@ _POOL: list[ThreadPoolExecutor] = []
 _PREFETCH: list[ThreadPoolExecutor] = []
 
 # Multiply-adds per step (seeds * B * d * m) below which full SGD on a CPU
-# with two or more threads computes on one thread and draws the next chunk
-# on another. With the counter-based generator a draw is cheap, so this
-# pays only for small steps. At B = 8, d = 512, m = 64 a step took 39 us with
-# the overlap and 44 us without, at B = 32 (2^20 multiply-adds) 83 us with it
-# and 67 us without.
+# with two or more threads computes TorchScript chunks on one thread and
+# draws the next chunk on another. With the counter-based generator a draw
+# is cheap, so this pays only for small steps. At B = 8, d = 512, m = 64 a
+# step took 39 us with the overlap and 44 us without, at B = 32 (2^20
+# multiply-adds) 83 us with it and 67 us without. The compiled loop always
+# overlaps, because it computes on one thread per seed anyway.
 PIPELINE_STEP_WORK = 1 << 19
+
+# Multiply-adds per seed and step (B * d * m) below which full SGD on a CPU
+# runs in the compiled loop of quadviz.sgd_kernel when numba is installed,
+# each seed on one thread with one BLAS thread. The rule ignores the seed
+# count, so seed i takes the same path, and the same rounding, beside any
+# number of seeds. At B = 32, d = 512, m = 64 a step took 72 us in the loop
+# against 96 to 114 us in TorchScript, with 8 seeds 550 us against 630 us
+# (pipelined, 2-core VM). At B = 256, d = 256 the two were equal.
+KERNEL_STEP_WORK = 1 << 21
 
 
 # NOTE: work sent to the prefetch thread and the draw pool must not call torch
@@ -369,28 +379,35 @@ class OnlineSGD:
         W = torch.as_tensor(W0, dtype=self.dtype).to(self.device)
         self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
         self.streams = SeedStreams(config.seed, config.seeds, self.device)
+        # tests switch the compiled loop off to compare it with TorchScript
+        self.use_kernel = (sgd_kernel.AVAILABLE and self.device.type == "cpu"
+                           and config.batch * config.d * config.width < KERNEL_STEP_WORK)
 
     def step(self, n: int) -> None:
         """Take n SGD steps in place.
 
         Batches for up to DRAW_ELEMENTS numbers per seed are drawn in one
         call, with the labels for all of them in one matrix product. The
-        steps of a chunk then run inside one TorchScript call. Small steps on
-        a CPU, where the run may use two or more threads
-        (:func:`allowed_threads`), run on one thread while another thread
-        draws the next chunk. Both orders consume the same numbers.
+        steps of a chunk then run inside one call: the compiled loop of
+        :mod:`quadviz.sgd_kernel` for small steps on a CPU once it is
+        compiled, else the TorchScript chunk. Where the run may use two or
+        more threads (:func:`allowed_threads`), the compiled loop and the
+        TorchScript chunk at small steps run on one thread per seed while
+        another thread draws the next chunk. All orders consume the same
+        numbers.
         """
         c = self.config
         B, d = c.batch, c.d
         chunk = max(1, min(n, DRAW_ELEMENTS // (B * d)))
         sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
         work = c.seeds * B * d * c.width
-        if (self.device.type == "cpu" and len(sizes) > 1
-                and allowed_threads() > 1 and work < PIPELINE_STEP_WORK):
-            self._step_pipelined(sizes)
+        kernel = self.use_kernel and reduced_kernel.part_ready("sgd_kernel")
+        if (self.device.type == "cpu" and len(sizes) > 1 and allowed_threads() > 1
+                and (kernel or work < PIPELINE_STEP_WORK)):
+            self._step_pipelined(sizes, kernel)
             return
         for k in sizes:
-            self._apply(*self._draw(k))
+            self._apply(*self._draw(k), kernel=kernel)
 
     def _draw(self, k: int, parallel: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Draw k fresh Gaussian batches per seed, (S, k, B, d), and their
@@ -407,25 +424,45 @@ class OnlineSGD:
             noise = self.streams.normal((k, c.batch), self.dtype, parallel, "noise")
         return X, noise
 
-    def _apply(self, X: torch.Tensor, noise: torch.Tensor | None) -> None:
-        """Label the batches and run their steps as one chunk."""
+    def _apply(self, X: torch.Tensor, noise: torch.Tensor | None, kernel: bool = False) -> None:
+        """Label the batches and run their steps as one chunk, in the
+        compiled loop if ``kernel`` is True."""
         Xr = X[..., : self.r]
         Y = (Xr * Xr) @ self.lam - self.lam_sum
         if noise is not None:
             Y += self.config.noise * noise
+        if kernel:
+            self._kernel_chunk(X, Y)
+            return
         # the chunk runs over steps: (S, k, ...) viewed as (k, S, ...)
         self.W = _run_chunk()(X.transpose(0, 1), Y.transpose(0, 1), self.W,
                               self.config.lr)
 
-    def _step_pipelined(self, sizes: list[int]) -> None:
+    def _kernel_chunk(self, X: torch.Tensor, Y: torch.Tensor) -> None:
+        """Run one chunk per seed in the compiled loop, seeds on the draw
+        pool's threads where there is one."""
+        W = self.W.numpy()
+        lr = float(self.config.lr)
+
+        def run(s: int) -> None:
+            sgd_kernel.full_steps(X[s].numpy(), Y[s].numpy(), W[s], lr)
+
+        pool = _draw_pool()
+        # the loop releases the GIL, so seeds on different threads run at once
+        with reduced_kernel.one_blas_thread():
+            if pool is None or self.config.seeds == 1:
+                for s in range(self.config.seeds):
+                    run(s)
+            else:
+                list(pool.map(run, range(self.config.seeds)))
+
+    def _step_pipelined(self, sizes: list[int], kernel: bool) -> None:
         """Run the chunks on one torch thread while the next one is drawn."""
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        # no work per step limits torch to one thread, and allowed_threads()
+        # keeps the count from before, for the compiled loop's seeds
+        with torch_threads_for(0):
             for draws in prefetched(self._draw, sizes):
-                self._apply(*draws)
-        finally:
-            torch.set_num_threads(before)
+                self._apply(*draws, kernel=kernel)
 
     def measure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Risk (S,), recovery (S, r), spectrum (S, m), overlap (k, k) of seed 0."""

@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
+from quadviz import sgd_kernel
 from quadviz.config import Config
 from quadviz.experiment import simulate
 from quadviz.reduced_sgd import ReducedSGD
@@ -21,7 +22,8 @@ from quadviz.teacher import spectrum, teacher_labels
 FLOW_GAP = 0.05  # SGD seed mean against the flow, relative, at lr * d / B = 0.005
 
 
-def test_sgd_step_matches_autograd():
+@pytest.mark.parametrize("use_kernel", [True, False], ids=["numba", "torchscript"])
+def test_sgd_step_matches_autograd(use_kernel):
     config = Config.create(
         d=20,
         r=3,
@@ -36,6 +38,7 @@ def test_sgd_step_matches_autograd():
     lam = spectrum(3, 1.0)
     W0 = np.random.default_rng(0).standard_normal((20, 4)) * 0.4
     runner = OnlineSGD(config, lam, W0)
+    runner.use_kernel = use_kernel and runner.use_kernel
     runner.step(1)
     W_hand = runner.W.clone()
 
@@ -275,8 +278,10 @@ def test_ordered_sum_matches_plain_sum():
     assert torch.equal(ordered_sum(small), small.sum(dim=1))
 
 
-def test_pipelined_steps_match_sequential(monkeypatch):
-    """Drawing the next chunk on another thread changes no number."""
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_pipelined_steps_match_sequential(monkeypatch, use_kernel):
+    """Drawing the next chunk on another thread changes no number, in the
+    compiled loop and in TorchScript."""
     config = Config.create(d=512, r=4, width=8, batch=32, steps=200, seeds=2,
                            noise=0.3, dtype="float64", device="cpu", method="full")
     lam = spectrum(4, 1.0)
@@ -284,9 +289,9 @@ def test_pipelined_steps_match_sequential(monkeypatch):
     calls = []
     pipelined = OnlineSGD._step_pipelined
 
-    def spy(self, sizes):
-        calls.append(sizes)
-        pipelined(self, sizes)
+    def spy(self, sizes, kernel):
+        calls.append((sizes, kernel))
+        pipelined(self, sizes, kernel)
 
     monkeypatch.setattr(OnlineSGD, "_step_pipelined", spy)
     threads = torch.get_num_threads()
@@ -295,11 +300,12 @@ def test_pipelined_steps_match_sequential(monkeypatch):
         for n_threads in (2, 1):
             torch.set_num_threads(n_threads)
             runner = OnlineSGD(config, lam, W0)
+            runner.use_kernel = use_kernel and runner.use_kernel
             runner.step(200)
             results[n_threads] = runner.W
     finally:
         torch.set_num_threads(threads)
-    assert calls == [[64, 64, 64, 8]]
+    assert calls == [([64, 64, 64, 8], use_kernel and sgd_kernel.AVAILABLE)]
     torch.testing.assert_close(results[2], results[1], rtol=1e-12, atol=1e-14)
 
 
@@ -500,6 +506,7 @@ def test_reduced_kernel_warm_up_thread():
     reduced_kernel._WARM_UP[0].join(timeout=300)
     assert reduced_kernel.generator_ready()
     assert reduced_kernel.ready()
+    assert reduced_kernel.part_ready("sgd_kernel")
 
 
 def test_reduced_kernel_divergence_reported():

@@ -1,0 +1,98 @@
+"""Compiled CPU loop for full online SGD at small steps (numba).
+
+At B = 32, d = 512, m = 64 a step's two matrix products take about 40 us,
+and the TorchScript chunk of :func:`quadviz.sgd.sgd_chunk` spends a further
+10 to 15 us on nine element-wise calls, most of it per-call dispatch. At
+B = 1 nearly all of its 23 us a step is dispatch. This loop runs a chunk of
+steps for one seed in one call: the two products go to BLAS through
+``np.dot``, and the residuals, the update of W and ||W||^2 are plain loops.
+The update of W and the sum for the next step's ||W||^2 share one pass over
+W.
+
+It takes the same steps as :func:`quadviz.sgd.sgd_chunk` up to rounding:
+sums run in float64 here and in the working precision there, and the BLAS
+differs (scipy's here, torch's there).
+
+Without numba, :data:`AVAILABLE` is False and callers use the TorchScript
+chunk. The app compiles this loop in the background with the others (see
+:func:`quadviz.reduced_kernel.start_warm_up`) and uses the TorchScript chunk
+until :func:`quadviz.reduced_kernel.part_ready` returns True for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from quadviz import reduced_kernel
+
+log = logging.getLogger(__name__)
+
+AVAILABLE = reduced_kernel.AVAILABLE
+
+
+def _full_steps(X, Y, W, lr):
+    """Apply X.shape[0] SGD steps to one seed's W (d, m) in place.
+
+    X (k, B, d) contains the batches and Y (k, B) their labels.
+    """
+    k, B, d = X.shape
+    m = W.shape[1]
+    Z = np.empty((B, m), dtype=W.dtype)
+    grad = np.empty((d, m), dtype=W.dtype)
+    res = np.empty(B, dtype=W.dtype)
+    norm2 = 0.0
+    for a in range(d):
+        for b in range(m):
+            norm2 += W[a, b] * W[a, b]
+    for i in range(k):
+        x = X[i]
+        # forward: residual of the centred quadratic student
+        np.dot(x, W, Z)
+        total = 0.0
+        for b in range(B):
+            output_sq = 0.0
+            for j in range(m):
+                output_sq += Z[b, j] * Z[b, j]
+            res[b] = output_sq - norm2 - Y[i, b]
+            total += res[b]
+        for b in range(B):
+            for j in range(m):
+                Z[b, j] *= res[b]
+        # update W <- (1 + 2 lr mean(res)) W - (2 lr / B) X^T (res Z), and
+        # ||W||^2 of the new W for the next step in the same pass
+        np.dot(x.T, Z, grad)
+        shrink = 1.0 + total * (2.0 * lr / B)
+        scale = 2.0 * lr / B
+        norm2 = 0.0
+        for a in range(d):
+            for b in range(m):
+                w = W[a, b] * shrink - scale * grad[a, b]
+                W[a, b] = w
+                norm2 += w * w
+
+
+if AVAILABLE:
+    import numba
+
+    # The flags exclude "nnan" and "ninf", so non-finite weights stay
+    # non-finite and the caller's divergence check finds them.
+    full_steps = numba.njit(
+        cache=True, nogil=True, fastmath={"reassoc", "contract"}
+    )(_full_steps)
+else:
+    full_steps = None
+
+
+def warm_up() -> None:
+    """Compile, or load from the disk cache, the float32 and float64 loops."""
+    if full_steps is None:
+        return
+    start = time.perf_counter()
+    for dtype in (np.float32, np.float64):
+        k, B, d, m = 2, 3, 4, 2
+        full_steps(np.ones((k, B, d), dtype=dtype), np.zeros((k, B), dtype=dtype),
+                   np.full((d, m), 0.1, dtype=dtype), 0.01)
+    log.info("full-SGD loop ready after %.1f s", time.perf_counter() - start)
