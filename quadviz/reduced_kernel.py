@@ -28,6 +28,7 @@ generator's numpy twin.
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import sys
 import threading
@@ -46,6 +47,8 @@ except ImportError:  # numba is optional; the torch loop covers its absence
     numba = None
 
 AVAILABLE = numba is not None
+
+_SQRT_HALF = math.sqrt(0.5)
 
 
 def _upper_factor(gram, stacked_or_none):
@@ -151,6 +154,37 @@ def _reduced_steps(X, noise_draws, upper, chi, W, lam, lr, noise):
     return True
 
 
+def _chi_square_attempts(x, z, half_dof, out):
+    """Write chi-square variates with 2 half_dof[n % q] degrees of freedom
+    into out (N,) by Marsaglia-Tsang, NaN where every attempt is rejected.
+
+    Variate n makes attempt j from x[n, j] ~ N(0, 1) and the uniform
+    Phi(z[n, j]), and for half_dof below 1 boosts Gamma(a + 1) to Gamma(a)
+    with Phi(z[n, A]) ** (1 / a), A = x.shape[1]. These are the operations of
+    :func:`quadviz.reduced_sgd.chi_square` in the same order.
+    """
+    n_total, attempts = x.shape
+    q = half_dof.shape[0]
+    for n in range(n_total):
+        a = half_dof[n % q]
+        boost = a < 1.0
+        a_eff = a + 1.0 if boost else a
+        b = a_eff - 1.0 / 3.0
+        c = 1.0 / np.sqrt(9.0 * b)
+        value = np.nan
+        for j in range(attempts):
+            xt = x[n, j]
+            v = (1.0 + c * xt) ** 3
+            if v > 0.0:
+                log_u = np.log(0.5 * math.erfc(-z[n, j] * _SQRT_HALF))
+                if log_u < 0.5 * xt * xt + b - b * v + b * np.log(v):
+                    value = b * v
+                    break
+        if boost:
+            value *= (0.5 * math.erfc(-z[n, attempts] * _SQRT_HALF)) ** (1.0 / a)
+        out[n] = 2.0 * value
+
+
 if AVAILABLE:
     # cache=True keeps the machine code on disk next to this file (or in
     # NUMBA_CACHE_DIR), so only the first run after an install compiles.
@@ -161,8 +195,10 @@ if AVAILABLE:
     reduced_steps = numba.njit(
         cache=True, nogil=True, fastmath={"reassoc", "contract"}
     )(_reduced_steps)
+    chi_square_attempts = numba.njit(cache=True, nogil=True)(_chi_square_attempts)
 else:
     reduced_steps = None
+    chi_square_attempts = None
 
 
 _BLAS: list[ThreadpoolController] = []
@@ -192,7 +228,8 @@ _EVENTS = {part: (threading.Event(), threading.Event()) for part in PARTS}
 
 
 def warm_up() -> None:
-    """Compile, or load from the disk cache, the float32 and float64 loops."""
+    """Compile, or load from the disk cache, the float32 and float64 loops
+    and the chi-square transform."""
     if not AVAILABLE:
         return
     start = time.perf_counter()
@@ -205,6 +242,7 @@ def warm_up() -> None:
             np.zeros((1, 1), dtype=dtype), np.ones((1, m), dtype=dtype),
             W, np.ones(r), 0.01, 0.0,
         )
+    chi_square_attempts(np.zeros((2, 2)), np.zeros((2, 3)), np.array([0.5, 3.0]), np.empty(2))
     log.info("reduced-SGD loop ready after %.1f s", time.perf_counter() - start)
 
 

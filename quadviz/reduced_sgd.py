@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import scipy.special
 import torch
 
 from quadviz import reduced_kernel
@@ -33,6 +34,7 @@ from quadviz.sgd import (
     OnlineSGD,
     SeedStreams,
     _draw_pool,
+    chunk_sizes,
     compiled,
     ordered_sum,
     prefetched,
@@ -104,16 +106,48 @@ def chi_square(streams: SeedStreams, dof: torch.Tensor, k: int, draws=None) -> t
     "gamma_normal" and "gamma_uniform", so the draws do not depend on how
     steps form chunks. The uniforms are Phi(z) of standard Gaussians z.
     ``draws`` are those Gaussians from :func:`chi_square_draws`, drawn here
-    when None. Without counter streams it runs :func:`standard_gamma` on
-    each seed's torch generator.
+    when None. The attempts run in the compiled transform of
+    :mod:`quadviz.reduced_kernel` once it is ready, else in torch; the two
+    agree to rounding. Without counter streams it runs
+    :func:`standard_gamma` on each seed's torch generator.
     """
     q = dof.numel()
-    a = dof.to(torch.float64) / 2.0
     if streams.counters is None:
+        a = dof.to(torch.float64) / 2.0
         return torch.stack([2.0 * standard_gamma(a.expand(k, q), gen) for gen in streams.gens])
+    x, z = draws if draws is not None else chi_square_draws(streams, q, k)
+    if reduced_kernel.ready():
+        return _compiled_chi_square(streams, dof.numpy() / 2.0, k, x, z)
+    return _torch_chi_square(streams, dof, k, x, z)
+
+
+def _compiled_chi_square(streams, half_dof: np.ndarray, k: int, x, z) -> torch.Tensor:
+    """Run the attempts in the compiled transform.
+
+    Apart from a variate whose attempts all fail (probability below 4e-11),
+    this calls no torch operation, so it can run on the prefetch thread.
+    """
+    attempts = GAMMA_ATTEMPTS
+    q = half_dof.shape[0]
+    z_rows = z.numpy().reshape(-1, attempts + 1)
+    out = np.empty(z_rows.shape[0])
+    reduced_kernel.chi_square_attempts(x.numpy().reshape(-1, attempts), z_rows, half_dof, out)
+    for n in np.flatnonzero(np.isnan(out)).tolist():
+        a = float(half_dof[n % q])
+        a_eff = torch.tensor([a + 1.0 if a < 1.0 else a], dtype=torch.float64)
+        value = float(standard_gamma(a_eff, streams.gens[n // (k * q)])[0])
+        if a < 1.0:
+            value *= float(scipy.special.ndtr(z_rows[n, attempts])) ** (1.0 / a)
+        out[n] = 2.0 * value
+    return torch.from_numpy(out).view(len(streams.gens), k, q)
+
+
+def _torch_chi_square(streams, dof: torch.Tensor, k: int, x, z) -> torch.Tensor:
+    """Run the attempts in torch, used while the compiled transform is not ready."""
+    q = dof.numel()
+    a = dof.to(torch.float64) / 2.0
     attempts = GAMMA_ATTEMPTS
     S = len(streams.gens)
-    x, z = draws if draws is not None else chi_square_draws(streams, q, k)
     x = x.reshape(-1, attempts)
     z = z.reshape(-1, attempts + 1)
     boost = a < 1.0
@@ -253,20 +287,20 @@ class ReducedSGD(OnlineSGD):
         c = self.config
         B, r, m, q = c.batch, self.r, c.width, self.q
         chunk = max(1, min(n, DRAW_ELEMENTS // (B * (r + m) + q * q)))
-        sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
         pool = _draw_pool() if self.use_kernel else None
-        if pool is not None and len(sizes) > 1 and reduced_kernel.ready():
-            for draws in prefetched(self._draw, sizes):
-                self._kernel_chunk(*self._finish_draw(*draws), pool=pool)
-            return
-        for k in sizes:
-            draws = self._finish_draw(*self._draw(k))
-            # while the app compiles the numba loop in the background, the
-            # torch loop takes the same steps instead of waiting for it
-            if self.use_kernel and reduced_kernel.ready():
-                self._kernel_chunk(*draws, pool=pool)
-            else:
-                self._torch_chunk(*draws)
+        with reduced_kernel.one_blas_thread():
+            if pool is not None and n > 1 and reduced_kernel.ready():
+                for draws in prefetched(self._draw, chunk_sizes(n, chunk, ramp=True)):
+                    self._kernel_chunk(*self._finish_draw(*draws), pool=pool)
+                return
+            for k in chunk_sizes(n, chunk):
+                draws = self._finish_draw(*self._draw(k))
+                # while the app compiles the numba loop in the background, the
+                # torch loop takes the same steps instead of waiting for it
+                if self.use_kernel and reduced_kernel.ready():
+                    self._kernel_chunk(*draws, pool=pool)
+                else:
+                    self._torch_chunk(*draws)
 
     def _draw(self, k: int, parallel: bool = True):
         """Draw the Gaussians of k steps per seed.
@@ -285,16 +319,32 @@ class ReducedSGD(OnlineSGD):
         if c.noise > 0:
             noise = self.streams.normal((k, B), self.dtype, parallel, "noise")
         upper = self.streams.normal((k, q * (q - 1) // 2), self.dtype, parallel, "wishart")
-        return k, X, noise, upper, chi_square_draws(self.streams, q, k)
+        gamma_draws = chi_square_draws(self.streams, q, k)
+        chi = None
+        if gamma_draws is not None and reduced_kernel.ready():
+            # the compiled transform and numpy call no torch operation
+            chi2 = chi_square(self.streams, self.dof, k, gamma_draws).numpy()
+            chi = torch.from_numpy(np.sqrt(chi2).astype(c.dtype))
+        return k, X, noise, upper, gamma_draws, chi
 
-    def _finish_draw(self, k: int, X, noise, upper, gamma_draws):
-        """Return (X, noise, upper, chi) with the chi-square diagonal made
-        from its Gaussians and zero noise where the run has none."""
+    def _finish_draw(self, k: int, X, noise, upper, gamma_draws, chi):
+        """Return (X, noise, upper, chi) with the square root of the
+        chi-square diagonal, unless :meth:`_draw` made it, and zero noise
+        where the run has none.
+
+        On the CPU this uses numpy: at B = r = m = 32, torch.zeros,
+        torch.sqrt and a dtype conversion took 20 to 35 us each per chunk
+        between the compiled loop's calls (cProfile).
+        """
+        c = self.config
         if noise is None:
-            noise = torch.zeros((self.config.seeds, k, self.config.batch),
-                                device=self.device, dtype=self.dtype)
-        chi2 = chi_square(self.streams, self.dof, k, gamma_draws)
-        return X, noise, upper, torch.sqrt(chi2).to(self.dtype)
+            if self.device.type == "cpu":
+                noise = torch.from_numpy(np.zeros((c.seeds, k, c.batch), dtype=c.dtype))
+            else:
+                noise = torch.zeros((c.seeds, k, c.batch), device=self.device, dtype=self.dtype)
+        if chi is None:
+            chi = torch.sqrt(chi_square(self.streams, self.dof, k, gamma_draws)).to(self.dtype)
+        return X, noise, upper, chi
 
     def _kernel_chunk(self, X, noise, upper, chi, pool=None) -> None:
         W = self.W.numpy()
@@ -310,12 +360,11 @@ class ReducedSGD(OnlineSGD):
             )
 
         # the loop releases the GIL, so seeds on different threads run at once
-        with reduced_kernel.one_blas_thread():
-            if pool is None or self.config.seeds == 1:
-                for s in range(self.config.seeds):
-                    run(s)
-            else:
-                list(pool.map(run, range(self.config.seeds)))
+        if pool is None or self.config.seeds == 1:
+            for s in range(self.config.seeds):
+                run(s)
+        else:
+            list(pool.map(run, range(self.config.seeds)))
 
     def _torch_chunk(self, X, noise, upper, chi) -> None:
         c = self.config

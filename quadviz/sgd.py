@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -201,6 +202,26 @@ def _prefetch_pool() -> ThreadPoolExecutor:
     return _PREFETCH[0]
 
 
+def chunk_sizes(n: int, chunk: int, ramp: bool = False) -> list[int]:
+    """Split n steps into chunks of at most ``chunk`` steps.
+
+    With ``ramp`` the chunks start at chunk // 8 steps and double, so that
+    with :func:`prefetched` the caller waits only for the first small draw,
+    also when n is a few chunks, as in the 256-step calls of
+    :meth:`OnlineSGD.run`. Only counter-based streams may ramp, because
+    their numbers do not depend on the chunks.
+    """
+    if not ramp:
+        return [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+    sizes = []
+    size = max(1, chunk // 8)
+    while n > 0:
+        sizes.append(min(size, chunk, n))
+        n -= sizes[-1]
+        size *= 2
+    return sizes
+
+
 def prefetched(draw, sizes: list[int]):
     """Yield draw(k, False) for each k in sizes, drawing the next chunk on
     the prefetch thread while the caller works on the current one.
@@ -282,6 +303,10 @@ def torch_threads_for(work_per_step: int):
 SPLIT_MIN_NUMBERS = 1 << 17
 
 
+# Draw arrays kept per stream and dtype for reuse: one for the chunk being
+# computed, one for the chunk being drawn, one spare.
+BUFFERS_PER_STREAM = 3
+
 # Names of the counter-based streams each seed has on the CPU. Each kind of
 # draw has its own stream, so number n of a kind belongs to the same step
 # however the steps are grouped into chunks.
@@ -313,6 +338,7 @@ class SeedStreams:
                 for st in states
             ]
             self.offsets = {name: 0 for name in STREAMS}
+            self._buffers: dict[tuple[str, str], list[np.ndarray]] = {}
 
     def _generator(self, state: np.random.SeedSequence) -> torch.Generator:
         seed = int(state.generate_state(1)[0])
@@ -334,8 +360,8 @@ class SeedStreams:
                 torch.randn(shape, generator=gen, out=out[i])
             return out
         numbers = math.prod(shape)
-        out = torch.empty((seeds, *shape), dtype=torch.float32)
-        flat = out.view(seeds, numbers).numpy()
+        flat = self._buffer(stream, seeds * numbers, np.float32).reshape(seeds, numbers)
+        out = torch.from_numpy(flat).view(seeds, *shape)
         pool = _draw_pool() if parallel else None
         parts = 1
         if pool is not None:
@@ -360,8 +386,35 @@ class SeedStreams:
             return out
         if dtype == torch.float64:
             # numpy converts on this thread, where torch's copy could start OpenMP
-            return torch.from_numpy(flat.astype(np.float64)).view(seeds, *shape)
+            wide = self._buffer(stream, seeds * numbers, np.float64)
+            np.copyto(wide, flat.reshape(-1))
+            return torch.from_numpy(wide).view(seeds, *shape)
         return out.to(dtype)
+
+    def _buffer(self, stream: str, size: int, dtype) -> np.ndarray:
+        """Return a 1-D array of ``size`` numbers that no earlier draw still uses.
+
+        Draws reuse up to BUFFERS_PER_STREAM arrays per stream and dtype.
+        A fresh array of a few MB comes from mmap, and writing it faults in
+        every page again: with fresh arrays a reduced step at B = r = m = 32
+        took 19 to 20 us with 3 page faults, with reused ones 14 to 15 us
+        and none (repeated step(600) calls on the 2-core VM). An array is
+        free again when only this cache refers to it, which CPython's
+        reference count shows. A caller that still refers to an earlier
+        draw, or to a view of it, keeps its array busy.
+        """
+        cache = self._buffers.setdefault((stream, np.dtype(dtype).str), [])
+        # references to a free array: the list and getrefcount's argument
+        free = [i for i in range(len(cache)) if sys.getrefcount(cache[i]) == 2]
+        if not free:
+            if len(cache) == BUFFERS_PER_STREAM:
+                return np.empty(size, dtype)
+            cache.append(np.empty(size, dtype))
+            free = [len(cache) - 1]
+        best = max(free, key=lambda i: cache[i].shape[0])
+        if cache[best].shape[0] < size:
+            cache[best] = np.empty(size, dtype)
+        return cache[best][:size]
 
 
 class OnlineSGD:
@@ -399,15 +452,17 @@ class OnlineSGD:
         c = self.config
         B, d = c.batch, c.d
         chunk = max(1, min(n, DRAW_ELEMENTS // (B * d)))
-        sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
         work = c.seeds * B * d * c.width
         kernel = self.use_kernel and reduced_kernel.part_ready("sgd_kernel")
-        if (self.device.type == "cpu" and len(sizes) > 1 and allowed_threads() > 1
+        if (self.device.type == "cpu" and n > 1 and allowed_threads() > 1
                 and (kernel or work < PIPELINE_STEP_WORK)):
-            self._step_pipelined(sizes, kernel)
+            ramp = self.streams.counters is not None
+            with reduced_kernel.one_blas_thread():
+                self._step_pipelined(chunk_sizes(n, chunk, ramp), kernel)
             return
-        for k in sizes:
-            self._apply(*self._draw(k), kernel=kernel)
+        with reduced_kernel.one_blas_thread():
+            for k in chunk_sizes(n, chunk):
+                self._apply(*self._draw(k), kernel=kernel)
 
     def _draw(self, k: int, parallel: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Draw k fresh Gaussian batches per seed, (S, k, B, d), and their
@@ -449,12 +504,11 @@ class OnlineSGD:
 
         pool = _draw_pool()
         # the loop releases the GIL, so seeds on different threads run at once
-        with reduced_kernel.one_blas_thread():
-            if pool is None or self.config.seeds == 1:
-                for s in range(self.config.seeds):
-                    run(s)
-            else:
-                list(pool.map(run, range(self.config.seeds)))
+        if pool is None or self.config.seeds == 1:
+            for s in range(self.config.seeds):
+                run(s)
+        else:
+            list(pool.map(run, range(self.config.seeds)))
 
     def _step_pipelined(self, sizes: list[int], kernel: bool) -> None:
         """Run the chunks on one torch thread while the next one is drawn."""

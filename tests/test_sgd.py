@@ -88,6 +88,29 @@ def test_seed_streams_split_draw():
     assert torch.equal(as64.float(), alone)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_seed_streams_reuse_only_free_buffers(dtype):
+    """A draw the caller still holds, or a view of it, keeps its numbers
+    while later draws reuse the arrays of released ones."""
+    streams = SeedStreams(7, 2, torch.device("cpu"))
+    reference = SeedStreams(7, 2, torch.device("cpu"))
+    held = streams.normal((60, 30), dtype)
+    view = streams.normal((60, 30), dtype)[:, 10:]
+    expected_held = reference.normal((60, 30), dtype)
+    expected_view = reference.normal((60, 30), dtype)[:, 10:]
+    pointers = set()
+    for size in (50, 10, 50, 35, 50):
+        draw = streams.normal((size, 30), dtype)
+        assert torch.equal(draw, reference.normal((size, 30), dtype))
+        pointers.add(draw.data_ptr())
+        del draw
+    assert torch.equal(held, expected_held)
+    assert torch.equal(view, expected_view)
+    # released draws share one array instead of a fresh one per draw
+    assert len(pointers) < 5
+    assert held.data_ptr() not in pointers
+
+
 def test_seed_streams_without_numba_use_torch(monkeypatch):
     from quadviz import gaussian
 
@@ -135,6 +158,32 @@ def test_counter_chi_square_fallback_after_rejections(monkeypatch):
     draws = reduced_sgd.chi_square(streams, torch.full((4,), 1.0, dtype=torch.float64), 3000)
     assert len(calls) > 10
     assert kstest(draws.reshape(-1).numpy(), chi2(1).cdf).pvalue > 1e-3
+
+
+def test_compiled_chi_square_matches_torch(monkeypatch):
+    """The compiled transform and the torch one accept the same attempts."""
+    from quadviz import reduced_kernel
+    from quadviz.reduced_sgd import chi_square
+
+    if not reduced_kernel.ready():
+        pytest.skip("the compiled transform is not loaded")
+    dof = torch.tensor([1.0, 2.0, 3.0, 30.0, 4000.0], dtype=torch.float64)
+    compiled = chi_square(SeedStreams(5, 2, torch.device("cpu")), dof, 3000)
+    monkeypatch.setattr(reduced_kernel, "ready", lambda: False)
+    plain = chi_square(SeedStreams(5, 2, torch.device("cpu")), dof, 3000)
+    torch.testing.assert_close(compiled, plain, rtol=1e-11, atol=0.0)
+
+
+def test_chunk_sizes_ramp():
+    from quadviz.sgd import chunk_sizes
+
+    assert chunk_sizes(200, 64) == [64, 64, 64, 8]
+    assert chunk_sizes(256, 341, ramp=True) == [42, 84, 130]
+    assert chunk_sizes(1000, 64, ramp=True) == [8, 16, 32] + [64] * 14 + [48]
+    assert chunk_sizes(5, 3, ramp=True) == [1, 2, 2]
+    for n, chunk in [(1, 1), (7, 100), (999, 37)]:
+        assert sum(chunk_sizes(n, chunk, ramp=True)) == n
+        assert max(chunk_sizes(n, chunk, ramp=True)) <= chunk
 
 
 def test_counter_chi_square_independent_of_chunks():
@@ -305,7 +354,7 @@ def test_pipelined_steps_match_sequential(monkeypatch, use_kernel):
             results[n_threads] = runner.W
     finally:
         torch.set_num_threads(threads)
-    assert calls == [([64, 64, 64, 8], use_kernel and sgd_kernel.AVAILABLE)]
+    assert calls == [([8, 16, 32, 64, 64, 16], use_kernel and sgd_kernel.AVAILABLE)]
     torch.testing.assert_close(results[2], results[1], rtol=1e-12, atol=1e-14)
 
 
@@ -466,6 +515,36 @@ def test_reduced_pipelined_matches_sequential(monkeypatch):
     assert prefetches == [1]
     assert torch.equal(results[2], results[1])
     assert bool(torch.isfinite(results[1]).all())
+
+
+def test_reduced_run_prefetches_within_output_calls(monkeypatch):
+    """run() steps 256 steps a call, one default chunk, and the ramp of
+    chunk sizes still lets the prefetch thread draw within each call."""
+    from quadviz import reduced_kernel, reduced_sgd
+
+    sizes_seen = []
+    prefetched = reduced_sgd.prefetched
+
+    def spy(draw, sizes):
+        sizes_seen.append(sizes)
+        return prefetched(draw, sizes)
+
+    monkeypatch.setattr(reduced_sgd, "prefetched", spy)
+    config = Config.create(d=10**5, r=8, width=8, batch=16, steps=1000, points=5,
+                           lr=1e-5, device="cpu", method="reduced")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        runner = ReducedSGD(config, spectrum(8, 1.0))
+        if not reduced_kernel.ready():
+            pytest.skip("the compiled loop is not loaded")
+        assert runner.run().status == "ok"
+    finally:
+        torch.set_num_threads(threads)
+    # the log grid's first call takes one step, which is not worth a prefetch
+    assert sum(map(sum, sizes_seen)) == 999
+    assert all(len(sizes) > 1 for sizes in sizes_seen)
+    assert [32, 64, 128, 32] in sizes_seen
 
 
 def test_reduced_kernel_factor_fallbacks():
