@@ -33,11 +33,10 @@ from quadviz.sgd import (
     DRAW_ELEMENTS,
     OnlineSGD,
     SeedStreams,
+    StepDraws,
     _draw_pool,
-    chunk_sizes,
     compiled,
     ordered_sum,
-    prefetched,
     resolve_device,
 )
 
@@ -259,6 +258,7 @@ class ReducedSGD(OnlineSGD):
         # measurement code of the full path applies unchanged.
         self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
         self.streams = SeedStreams(config.seed, config.seeds, self.device)
+        self.draws = StepDraws(self._draw)
         q = min(config.batch, m)
         if self.n_perp < q:
             raise ValueError(
@@ -290,11 +290,11 @@ class ReducedSGD(OnlineSGD):
         pool = _draw_pool() if self.use_kernel else None
         with reduced_kernel.one_blas_thread():
             if pool is not None and n > 1 and reduced_kernel.ready():
-                for draws in prefetched(self._draw, chunk_sizes(n, chunk, ramp=True)):
+                for draws in self.draws.chunks(n, chunk, prefetch=True, ramp=True):
                     self._kernel_chunk(*self._finish_draw(*draws), pool=pool)
                 return
-            for k in chunk_sizes(n, chunk):
-                draws = self._finish_draw(*self._draw(k))
+            for draws in self.draws.chunks(n, chunk, prefetch=False, ramp=False):
+                draws = self._finish_draw(*draws)
                 # while the app compiles the numba loop in the background, the
                 # torch loop takes the same steps instead of waiting for it
                 if self.use_kernel and reduced_kernel.ready():
@@ -307,10 +307,11 @@ class ReducedSGD(OnlineSGD):
 
         These are the batch's parts along the teacher and along span(U), the
         label noise (None without noise), the Gaussians strictly above the
-        diagonal of the Bartlett factor of the Wishart part outside both, and
-        those behind its chi-square diagonal. This runs on the prefetch
-        thread too, so it calls no parallel torch operation (see the NOTE
-        above :func:`quadviz.sgd._prefetch_pool`).
+        diagonal of the Bartlett factor of the Wishart part outside both,
+        those behind its chi-square diagonal, and that diagonal's square
+        root once the compiled transform is ready (else None). This runs on
+        the prefetch thread too, so it calls no parallel torch operation
+        (see the NOTE above :func:`quadviz.sgd._prefetch_pool`).
         """
         c = self.config
         B, r, m, q = c.batch, self.r, c.width, self.q
@@ -325,9 +326,9 @@ class ReducedSGD(OnlineSGD):
             # the compiled transform and numpy call no torch operation
             chi2 = chi_square(self.streams, self.dof, k, gamma_draws).numpy()
             chi = torch.from_numpy(np.sqrt(chi2).astype(c.dtype))
-        return k, X, noise, upper, gamma_draws, chi
+        return X, noise, upper, gamma_draws, chi
 
-    def _finish_draw(self, k: int, X, noise, upper, gamma_draws, chi):
+    def _finish_draw(self, X, noise, upper, gamma_draws, chi):
         """Return (X, noise, upper, chi) with the square root of the
         chi-square diagonal, unless :meth:`_draw` made it, and zero noise
         where the run has none.
@@ -337,6 +338,7 @@ class ReducedSGD(OnlineSGD):
         between the compiled loop's calls (cProfile).
         """
         c = self.config
+        k = X.shape[1]
         if noise is None:
             if self.device.type == "cpu":
                 noise = torch.from_numpy(np.zeros((c.seeds, k, c.batch), dtype=c.dtype))

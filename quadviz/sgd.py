@@ -21,7 +21,7 @@ import math
 import sys
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -202,41 +202,69 @@ def _prefetch_pool() -> ThreadPoolExecutor:
     return _PREFETCH[0]
 
 
-def chunk_sizes(n: int, chunk: int, ramp: bool = False) -> list[int]:
-    """Split n steps into chunks of at most ``chunk`` steps.
+def _split_steps(draws, k: int):
+    """Split a draw into its first k steps and the rest, along dimension 1
+    of every tensor in it."""
 
-    With ``ramp`` the chunks start at chunk // 8 steps and double, so that
-    with :func:`prefetched` the caller waits only for the first small draw,
-    also when n is a few chunks, as in the 256-step calls of
-    :meth:`OnlineSGD.run`. Only counter-based streams may ramp, because
-    their numbers do not depend on the chunks.
+    def part(item, steps: slice):
+        if isinstance(item, torch.Tensor):
+            return item[:, steps]
+        if isinstance(item, tuple):
+            return tuple(part(x, steps) for x in item)
+        return item
+
+    return part(draws, slice(None, k)), part(draws, slice(k, None))
+
+
+class StepDraws:
+    """Hand out the random draws of consecutive steps in chunks.
+
+    ``draw(k, parallel)`` returns the draws of the next k steps: a tuple of
+    tensors, tuples of tensors and None, each tensor with the step axis at
+    dimension 1, and the batch X of shape (S, k, ...) first. With
+    ``prefetch``, the prefetch thread draws the next chunk while the caller
+    works on the current one. Only the caller and the prefetch thread draw,
+    and never at the same time, because a draw is awaited before the next
+    one is submitted.
+
+    With ``ramp`` the chunks start at chunk // 8 steps and double, so the
+    caller waits only for a small first draw, and after a call's last
+    chunk the prefetch thread draws the first chunk of the next call. A
+    later call takes those steps first, split if it needs fewer. Only
+    counter-based streams may ramp, because their numbers do not depend on
+    the chunks. Without it, a call's chunks are ``chunk`` steps long, as
+    without prefetch.
     """
-    if not ramp:
-        return [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
-    sizes = []
-    size = max(1, chunk // 8)
-    while n > 0:
-        sizes.append(min(size, chunk, n))
-        n -= sizes[-1]
-        size *= 2
-    return sizes
 
+    def __init__(self, draw):
+        self.draw = draw
+        # a Future or the draws of the steps that come next, or None
+        self.ahead = None
 
-def prefetched(draw, sizes: list[int]):
-    """Yield draw(k, False) for each k in sizes, drawing the next chunk on
-    the prefetch thread while the caller works on the current one.
+    def chunks(self, n: int, chunk: int, prefetch: bool, ramp: bool):
+        """Yield the draws of n steps in chunks of at most ``chunk`` steps."""
+        first = max(1, chunk // 8) if ramp else chunk
+        size = first
+        while n > 0:
+            draws = self._next(min(size, n))
+            k = draws[0].shape[1]
+            if k > n:
+                draws, self.ahead = _split_steps(draws, n)
+                k = n
+            n -= k
+            size = min(2 * k, chunk) if ramp else chunk
+            if prefetch and self.ahead is None and (n > 0 or ramp):
+                self.ahead = _prefetch_pool().submit(self.draw, min(size, n) if n else first,
+                                                     False)
+            yield draws
 
-    Only the caller and the prefetch thread touch the streams, and never at
-    the same time, because each draw is awaited before the next one is
-    submitted.
-    """
-    prefetch = _prefetch_pool()
-    pending = prefetch.submit(draw, sizes[0], False)
-    for i in range(len(sizes)):
-        draws = pending.result()
-        if i + 1 < len(sizes):
-            pending = prefetch.submit(draw, sizes[i + 1], False)
-        yield draws
+    def _next(self, size: int):
+        ahead, self.ahead = self.ahead, None
+        if ahead is None:
+            return self.draw(size, True)
+        if isinstance(ahead, Future):
+            return ahead.result()
+        return ahead
 
 
 # The thread count from before torch_threads_for limited torch, per thread.
@@ -432,6 +460,7 @@ class OnlineSGD:
         W = torch.as_tensor(W0, dtype=self.dtype).to(self.device)
         self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
         self.streams = SeedStreams(config.seed, config.seeds, self.device)
+        self.draws = StepDraws(self._draw)
         # tests switch the compiled loop off to compare it with TorchScript
         self.use_kernel = (sgd_kernel.AVAILABLE and self.device.type == "cpu"
                            and config.batch * config.d * config.width < KERNEL_STEP_WORK)
@@ -456,13 +485,12 @@ class OnlineSGD:
         kernel = self.use_kernel and reduced_kernel.part_ready("sgd_kernel")
         if (self.device.type == "cpu" and n > 1 and allowed_threads() > 1
                 and (kernel or work < PIPELINE_STEP_WORK)):
-            ramp = self.streams.counters is not None
             with reduced_kernel.one_blas_thread():
-                self._step_pipelined(chunk_sizes(n, chunk, ramp), kernel)
+                self._step_pipelined(n, chunk, kernel)
             return
         with reduced_kernel.one_blas_thread():
-            for k in chunk_sizes(n, chunk):
-                self._apply(*self._draw(k), kernel=kernel)
+            for draws in self.draws.chunks(n, chunk, prefetch=False, ramp=False):
+                self._apply(*draws, kernel=kernel)
 
     def _draw(self, k: int, parallel: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Draw k fresh Gaussian batches per seed, (S, k, B, d), and their
@@ -510,12 +538,13 @@ class OnlineSGD:
         else:
             list(pool.map(run, range(self.config.seeds)))
 
-    def _step_pipelined(self, sizes: list[int], kernel: bool) -> None:
+    def _step_pipelined(self, n: int, chunk: int, kernel: bool) -> None:
         """Run the chunks on one torch thread while the next one is drawn."""
+        ramp = self.streams.counters is not None
         # no work per step limits torch to one thread, and allowed_threads()
         # keeps the count from before, for the compiled loop's seeds
         with torch_threads_for(0):
-            for draws in prefetched(self._draw, sizes):
+            for draws in self.draws.chunks(n, chunk, prefetch=True, ramp=ramp):
                 self._apply(*draws, kernel=kernel)
 
     def measure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -1,6 +1,8 @@
 """Online SGD: gradient against autograd, exact risk against Monte Carlo,
 small-step SGD against the exact flow, reproducibility and divergence."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from quadviz.sgd import (
     SPLIT_MIN_NUMBERS,
     OnlineSGD,
     SeedStreams,
+    StepDraws,
     initial_weights,
     population_risk,
 )
@@ -174,16 +177,50 @@ def test_compiled_chi_square_matches_torch(monkeypatch):
     torch.testing.assert_close(compiled, plain, rtol=1e-11, atol=0.0)
 
 
-def test_chunk_sizes_ramp():
-    from quadviz.sgd import chunk_sizes
+def _counting_draw(sizes):
+    """Return a draw of k steps whose batch numbers its steps from 0."""
+    counter = [0]
 
-    assert chunk_sizes(200, 64) == [64, 64, 64, 8]
-    assert chunk_sizes(256, 341, ramp=True) == [42, 84, 130]
-    assert chunk_sizes(1000, 64, ramp=True) == [8, 16, 32] + [64] * 14 + [48]
-    assert chunk_sizes(5, 3, ramp=True) == [1, 2, 2]
-    for n, chunk in [(1, 1), (7, 100), (999, 37)]:
-        assert sum(chunk_sizes(n, chunk, ramp=True)) == n
-        assert max(chunk_sizes(n, chunk, ramp=True)) <= chunk
+    def draw(k, parallel):
+        sizes.append(k)
+        steps = torch.arange(counter[0], counter[0] + k, dtype=torch.float64)
+        counter[0] += k
+        return steps.reshape(1, k, 1), None
+
+    return draw
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_step_draws_ramp_and_draw_ahead(prefetch):
+    from quadviz.sgd import StepDraws
+
+    sizes = []
+    draws = StepDraws(_counting_draw(sizes))
+    taken = [X.shape[1] for X, _ in draws.chunks(256, 256, prefetch=prefetch, ramp=True)]
+    assert taken == [32, 64, 128, 32]
+    if prefetch:
+        # the first chunk of the next call is drawn ahead
+        draws.ahead.result()
+        assert sizes == [32, 64, 128, 32, 32]
+    # a later call takes the steps drawn ahead first, split where it needs fewer
+    steps = [X.reshape(-1).tolist() for X, _ in draws.chunks(10, 80, prefetch, ramp=True)]
+    assert sum(steps, []) == list(range(256, 266))
+    steps = [X.reshape(-1).tolist() for X, _ in draws.chunks(100, 80, prefetch, ramp=True)]
+    assert sum(steps, []) == list(range(266, 366))
+    assert max(len(chunk) for chunk in steps) <= 80
+
+
+def test_step_draws_without_ramp_keep_chunks():
+    """Streams whose numbers depend on the chunks get the same chunks with
+    and without prefetch."""
+    from quadviz.sgd import StepDraws
+
+    for prefetch in (True, False):
+        sizes = []
+        draws = StepDraws(_counting_draw(sizes))
+        taken = [X.shape[1] for X, _ in draws.chunks(200, 64, prefetch, ramp=False)]
+        assert taken == [64, 64, 64, 8]
+        assert sizes == [64, 64, 64, 8]
 
 
 def test_counter_chi_square_independent_of_chunks():
@@ -338,9 +375,9 @@ def test_pipelined_steps_match_sequential(monkeypatch, use_kernel):
     calls = []
     pipelined = OnlineSGD._step_pipelined
 
-    def spy(self, sizes, kernel):
-        calls.append((sizes, kernel))
-        pipelined(self, sizes, kernel)
+    def spy(self, n, chunk, kernel):
+        calls.append((n, chunk, kernel))
+        pipelined(self, n, chunk, kernel)
 
     monkeypatch.setattr(OnlineSGD, "_step_pipelined", spy)
     threads = torch.get_num_threads()
@@ -354,7 +391,7 @@ def test_pipelined_steps_match_sequential(monkeypatch, use_kernel):
             results[n_threads] = runner.W
     finally:
         torch.set_num_threads(threads)
-    assert calls == [([8, 16, 32, 64, 64, 16], use_kernel and sgd_kernel.AVAILABLE)]
+    assert calls == [(200, 64, use_kernel and sgd_kernel.AVAILABLE)]
     torch.testing.assert_close(results[2], results[1], rtol=1e-12, atol=1e-14)
 
 
@@ -491,13 +528,13 @@ def test_reduced_pipelined_matches_sequential(monkeypatch):
 
     monkeypatch.setattr(reduced_sgd, "DRAW_ELEMENTS", 3000)
     prefetches = []
-    prefetched = reduced_sgd.prefetched
+    chunks = StepDraws.chunks
 
-    def spy(draw, sizes):
-        prefetches.append(1)
-        return prefetched(draw, sizes)
+    def spy(self, n, chunk, prefetch, ramp):
+        prefetches.append(prefetch)
+        return chunks(self, n, chunk, prefetch, ramp)
 
-    monkeypatch.setattr(reduced_sgd, "prefetched", spy)
+    monkeypatch.setattr(StepDraws, "chunks", spy)
     config = Config.create(d=5000, r=3, width=5, batch=8, steps=400, seeds=3,
                            noise=0.2, lr=2e-4, device="cpu", method="reduced")
     lam = spectrum(3, 1.0)
@@ -512,39 +549,40 @@ def test_reduced_pipelined_matches_sequential(monkeypatch):
             results[n_threads] = runner.W
     finally:
         torch.set_num_threads(threads)
-    assert prefetches == [1]
+    assert prefetches == [True, False]
     assert torch.equal(results[2], results[1])
     assert bool(torch.isfinite(results[1]).all())
 
 
-def test_reduced_run_prefetches_within_output_calls(monkeypatch):
-    """run() steps 256 steps a call, one default chunk, and the ramp of
-    chunk sizes still lets the prefetch thread draw within each call."""
-    from quadviz import reduced_kernel, reduced_sgd
+def test_reduced_run_draws_on_prefetch_thread():
+    """run() steps at most 256 steps a call, one default chunk, and still
+    the prefetch thread makes nearly all draws, ahead of the calls."""
+    from quadviz import reduced_kernel
 
-    sizes_seen = []
-    prefetched = reduced_sgd.prefetched
-
-    def spy(draw, sizes):
-        sizes_seen.append(sizes)
-        return prefetched(draw, sizes)
-
-    monkeypatch.setattr(reduced_sgd, "prefetched", spy)
     config = Config.create(d=10**5, r=8, width=8, batch=16, steps=1000, points=5,
                            lr=1e-5, device="cpu", method="reduced")
     threads = torch.get_num_threads()
+    draws = []
     try:
         torch.set_num_threads(2)
         runner = ReducedSGD(config, spectrum(8, 1.0))
         if not reduced_kernel.ready():
             pytest.skip("the compiled loop is not loaded")
+        draw = runner.draws.draw
+
+        def spy(k, parallel):
+            draws.append((k, threading.current_thread().name))
+            return draw(k, parallel)
+
+        runner.draws.draw = spy
         assert runner.run().status == "ok"
     finally:
         torch.set_num_threads(threads)
-    # the log grid's first call takes one step, which is not worth a prefetch
-    assert sum(map(sum, sizes_seen)) == 999
-    assert all(len(sizes) > 1 for sizes in sizes_seen)
-    assert [32, 64, 128, 32] in sizes_seen
+    on_main = [k for k, name in draws if not name.startswith("draw")]
+    assert sum(k for k, _ in draws) >= 1000
+    # the log grid's first two calls (1 and 5 steps) draw their first step
+    # on the caller's thread, because nothing was drawn ahead of them
+    assert on_main == [1, 1]
 
 
 def test_reduced_kernel_factor_fallbacks():
