@@ -204,7 +204,7 @@ def test_divergence_warning():
 
 
 def test_sgd_skipped_above_limit():
-    at = _open("sgd", **{**SMALL, "d": "4096", "batch": "4096", "steps": "200000"})
+    at = _open("sgd", **{**SMALL, "d": "4096", "batch": "4096", "steps": "2000000"})
     infos = [i.value for i in at.info]
     assert any("Online SGD not computed" in i for i in infos), infos
     names = _risk_names(at, "sgd_risk")

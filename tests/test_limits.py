@@ -22,8 +22,8 @@ from quadviz.config import Config
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 RUN_TIMEOUT_S = 60
 SMALL = {"d": "64", "r": "4", "width": "4", "lr": "0.02", "steps": "500", "seeds": "2"}
-# Estimated about 25 s of full SGD: above 8 s, below 60 s.
-CONFIRM = {"d": "2048", "r": "4", "width": "4", "steps": "8000", "seeds": "2",
+# Estimated about 17 s of full SGD: above 8 s, below 60 s.
+CONFIRM = {"d": "2048", "r": "4", "width": "4", "steps": "20000", "seeds": "2",
            "batch": "64", "method": "full"}  # fmt: skip
 # Estimated hours of full SGD: rejected; the flow alone is cheap.
 REJECT = {"d": "4096", "r": "4", "width": "4", "steps": "1000000", "seeds": "8",

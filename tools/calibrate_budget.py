@@ -7,8 +7,9 @@ Times a grid of small SGD runs (both paths) and flow runs with one torch
 thread and one BLAS thread, as the app runs them, and fits the constants by
 non-negative least squares on relative error. Prints the constants as Python
 lines to paste into quadviz/budget.py, and the ratio of measured to
-estimated seconds for each run. A busy machine gives larger constants; fit
-on the host the demo runs on, under its usual load.
+estimated seconds for each run. The estimates are budget.LOAD_FACTOR times
+the fitted cost, so right after a fit on a quiet machine the ratios are near
+1 / LOAD_FACTOR. A busy machine gives larger constants.
 """
 
 from __future__ import annotations
