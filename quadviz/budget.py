@@ -13,7 +13,7 @@ runs with one torch thread and one BLAS thread (torch 2.13 CPU, numba 0.68),
 on a quiet shared 2-core x86-64 machine with the compiled loops loaded.
 Estimates are LOAD_FACTOR times the fitted cost, because a hosted demo
 shares its cores. They are estimates: on the quiet machine, measured times
-were 0.4 to 1.3 times the estimate (most near 0.5), so rerun the script on
+were 0.3 to 1.3 times the estimate (most near 0.5), so rerun the script on
 a new host. Until the app has compiled its numba loops (about 25 s after a
 first start), small full-path steps run in TorchScript, up to 7 times
 slower than the compiled loop at B = 1.
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quadviz import reduced_kernel, sgd_kernel
 from quadviz.config import Config
 from quadviz.result import OVERLAP_DIRECTIONS
 from quadviz.riccati import COMPETING_STEP_LIMIT
@@ -34,13 +35,21 @@ from quadviz.teacher import spectrum
 from quadviz.theory import lr_stability_limit
 
 # Cost-model constants in seconds, fitted by tools/calibrate_budget.py.
-SECONDS_PER_NUMBER = 1.3e-9  # one Gaussian number drawn and used in a step
-SECONDS_PER_SGD_FLOP = 1.9e-11  # batched matrix products of an SGD step
-SECONDS_PER_FULL_STEP = 0.0  # fixed cost of one full-path SGD step
-SECONDS_PER_REDUCED_STEP = 9.9e-7  # fixed cost of one reduced-path SGD step (numba loop)
-SECONDS_PER_MEASURE = 3.2e-4  # fixed cost of one SGD risk measurement
-SECONDS_PER_FLOW_FLOP = 5.5e-11  # float64 QR, products and eigvalsh of the flow
-SECONDS_PER_FLOW_PIECE = 7.4e-5  # fixed cost of one propagator step
+SECONDS_PER_NUMBER = 1.6e-9  # one Gaussian number drawn and used in a step
+SECONDS_PER_SGD_FLOP = 2.1e-11  # batched matrix products of an SGD step
+SECONDS_PER_FULL_STEP = 2.1e-7  # fixed cost per seed of one step in the compiled full-SGD loop
+SECONDS_PER_REDUCED_STEP = 8.0e-7  # fixed cost per seed of one step in the compiled reduced loop
+# Fixed costs of the torch loops, measured rather than fitted because the
+# fit's runs use the compiled loops: one TorchScript step of full SGD (23 to
+# 24 us at B = 1, d = 8, m = 1, 1 or 8 seeds, one torch thread), used for
+# steps above the compiled loop's size and before it is compiled, and one
+# step of the reduced torch loop before its loop is compiled (50 to 70 us at
+# d = 64, r = 2, m = 1).
+SECONDS_PER_SCRIPTED_STEP = 2.5e-5
+SECONDS_PER_TORCH_REDUCED_STEP = 7.0e-5
+SECONDS_PER_MEASURE = 3.5e-4  # fixed cost of one SGD risk measurement
+SECONDS_PER_FLOW_FLOP = 6.4e-11  # float64 QR, products and eigvalsh of the flow
+SECONDS_PER_FLOW_PIECE = 7.5e-5  # fixed cost of one propagator step
 # Estimates are this multiple of the fitted cost, for cores shared with
 # other sessions and processes.
 LOAD_FACTOR = 2.0
@@ -154,13 +163,28 @@ def _measure_flops(config: Config) -> float:
     return S * (2.0 * n * m * m + 2.0 * r * r * m + 2.0 * r * m * m + 10.0 * m**3)
 
 
+def fixed_step_seconds(config: Config) -> float:
+    """Fixed cost of one SGD step of all seeds on the loop that runs it now.
+
+    The compiled loops run one call per seed, and the torch loops one call
+    for all seeds. The torch loops run until the app has compiled the numba
+    loops, and TorchScript runs full-SGD steps above the compiled loop's
+    size.
+    """
+    if config.sgd_method == "full":
+        if (sgd_kernel.uses_loop(config.batch, config.d, config.width)
+                and reduced_kernel.part_ready("sgd_kernel")):
+            return config.seeds * SECONDS_PER_FULL_STEP
+        return SECONDS_PER_SCRIPTED_STEP
+    if reduced_kernel.ready():
+        return config.seeds * SECONDS_PER_REDUCED_STEP
+    return SECONDS_PER_TORCH_REDUCED_STEP
+
+
 def sgd_seconds(config: Config) -> float:
     """Estimated seconds of the online SGD part of a run."""
     numbers, flops = _sgd_step_cost(config)
-    if config.sgd_method == "full":
-        fixed = SECONDS_PER_FULL_STEP
-    else:
-        fixed = SECONDS_PER_REDUCED_STEP
+    fixed = fixed_step_seconds(config)
     per_step = fixed + numbers * SECONDS_PER_NUMBER + flops * SECONDS_PER_SGD_FLOP
     points = _output_points(config)
     per_measure = SECONDS_PER_MEASURE + _measure_flops(config) * SECONDS_PER_SGD_FLOP

@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 # A run is called diverged once its risk exceeds this multiple of the initial
 # risk (plus one), or once any weight is not finite.
 DIVERGENCE_FACTOR = 1e4
-# Steps between two divergence checks when output times are far apart.
-CHECK_INTERVAL = 256
+# Steps between two divergence checks when output times are far apart,
+# unless fewer steps draw 4 DRAW_ELEMENTS numbers per seed. Each check is a
+# step() call with about 0.1 ms of fixed cost: at B = 1, d = 8, m = 1 a run of
+# 2 * 10^6 steps took 1.82 s with checks every 256 steps, 0.59 s every 4096.
+CHECK_INTERVAL = 4096
 # Gaussian numbers drawn per seed and call (4 MB in float32): large enough
 # to hide the per-call cost at B = 1. Chunk sizes depend on one seed's
 # numbers per step only, so seed i draws the same numbers in the same calls
@@ -176,14 +179,6 @@ _PREFETCH: list[ThreadPoolExecutor] = []
 # overlaps, because it computes on one thread per seed anyway.
 PIPELINE_STEP_WORK = 1 << 19
 
-# Multiply-adds per seed and step (B * d * m) below which full SGD on a CPU
-# runs in the compiled loop of quadviz.sgd_kernel when numba is installed,
-# each seed on one thread with one BLAS thread. The rule ignores the seed
-# count, so seed i takes the same path, and the same rounding, beside any
-# number of seeds. At B = 32, d = 512, m = 64 a step took 72 us in the loop
-# against 96 to 114 us in TorchScript, with 8 seeds 550 us against 630 us
-# (pipelined, 2-core VM). At B = 256, d = 256 the two were equal.
-KERNEL_STEP_WORK = 1 << 21
 
 
 # NOTE: work sent to the prefetch thread and the draw pool must not call torch
@@ -461,9 +456,11 @@ class OnlineSGD:
         self.W = W.unsqueeze(0).repeat(config.seeds, 1, 1).contiguous()
         self.streams = SeedStreams(config.seed, config.seeds, self.device)
         self.draws = StepDraws(self._draw)
+        # ||W||^2 per seed as the compiled loop left it, NaN where unknown
+        self._norms = np.full(config.seeds, np.nan)
         # tests switch the compiled loop off to compare it with TorchScript
-        self.use_kernel = (sgd_kernel.AVAILABLE and self.device.type == "cpu"
-                           and config.batch * config.d * config.width < KERNEL_STEP_WORK)
+        self.use_kernel = (self.device.type == "cpu"
+                           and sgd_kernel.uses_loop(config.batch, config.d, config.width))
 
     def step(self, n: int) -> None:
         """Take n SGD steps in place.
@@ -520,6 +517,7 @@ class OnlineSGD:
         # the chunk runs over steps: (S, k, ...) viewed as (k, S, ...)
         self.W = _run_chunk()(X.transpose(0, 1), Y.transpose(0, 1), self.W,
                               self.config.lr)
+        self._norms[:] = np.nan
 
     def _kernel_chunk(self, X: torch.Tensor, Y: torch.Tensor) -> None:
         """Run one chunk per seed in the compiled loop, seeds on the draw
@@ -528,7 +526,8 @@ class OnlineSGD:
         lr = float(self.config.lr)
 
         def run(s: int) -> None:
-            sgd_kernel.full_steps(X[s].numpy(), Y[s].numpy(), W[s], lr)
+            norm2 = self._norms[s]
+            self._norms[s] = sgd_kernel.full_steps(X[s].numpy(), Y[s].numpy(), W[s], lr, norm2)
 
         pool = _draw_pool()
         # the loop releases the GIL, so seeds on different threads run at once

@@ -163,3 +163,25 @@ def test_session_state_stays_small():
     at.switch_page("app_pages/sgd_dynamics.py").run()
     size = len(pickle.dumps(at.session_state.to_dict()))
     assert size < MAX_SESSION_STATE_BYTES
+
+
+def test_estimate_follows_loop_readiness(monkeypatch):
+    """Before the app has compiled its loops, small steps run in the torch
+    loops, about 100 times slower at B = 1, and the estimate includes that."""
+    from quadviz import reduced_kernel
+
+    full = Config.create(method="full", d=8, r=2, width=1, batch=1, steps=100000, lr=1e-4,
+                         seeds=1)
+    reduced = full.replace(method="reduced")
+    monkeypatch.setattr(reduced_kernel, "part_ready", lambda part: True)
+    monkeypatch.setattr(reduced_kernel, "ready", lambda: True)
+    warm_full = budget.sgd_seconds(full)
+    warm_reduced = budget.sgd_seconds(reduced)
+    eight_seeds = budget.fixed_step_seconds(full.replace(seeds=8))
+    assert eight_seeds == pytest.approx(8 * budget.fixed_step_seconds(full))
+    monkeypatch.setattr(reduced_kernel, "part_ready", lambda part: part == "gaussian")
+    monkeypatch.setattr(reduced_kernel, "ready", lambda: False)
+    assert budget.sgd_seconds(full) > 10 * warm_full
+    assert budget.sgd_seconds(reduced) > 10 * warm_reduced
+    # TorchScript runs all seeds in one call
+    assert budget.fixed_step_seconds(full.replace(seeds=8)) == budget.SECONDS_PER_SCRIPTED_STEP

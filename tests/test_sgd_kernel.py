@@ -8,7 +8,8 @@ import torch
 from quadviz import reduced_kernel, sgd_kernel
 from quadviz.config import Config
 from quadviz.experiment import simulate
-from quadviz.sgd import KERNEL_STEP_WORK, OnlineSGD, initial_weights, sgd_chunk
+from quadviz.sgd import OnlineSGD, initial_weights, sgd_chunk
+from quadviz.sgd_kernel import KERNEL_STEP_WORK
 from quadviz.teacher import spectrum
 
 pytestmark = pytest.mark.skipif(not sgd_kernel.AVAILABLE, reason="numba is not installed")
@@ -33,7 +34,7 @@ def test_full_steps_match_autograd(k, B, d, m):
     Y = rng.standard_normal((k, B))
     W0 = rng.standard_normal((d, m)) * 0.3
     W = W0.copy()
-    sgd_kernel.full_steps(X, Y, W, 0.01)
+    sgd_kernel.full_steps(X, Y, W, 0.01, np.nan)
     np.testing.assert_allclose(W, _autograd_steps(X, Y, W0, 0.01), rtol=1e-11, atol=1e-13)
 
 
@@ -46,7 +47,7 @@ def test_full_steps_float32_match_torchscript_chunk():
     W0 = torch.randn(1, d, m, generator=gen) * 0.5 / d**0.5
     expected = sgd_chunk(X, Y, W0, 0.002)[0].numpy()
     W = W0[0].numpy().copy()
-    sgd_kernel.full_steps(X[:, 0].numpy().copy(), Y[:, 0].numpy().copy(), W, 0.002)
+    sgd_kernel.full_steps(X[:, 0].numpy().copy(), Y[:, 0].numpy().copy(), W, 0.002, np.nan)
     assert W.dtype == np.float32
     np.testing.assert_allclose(W, expected, rtol=1e-4, atol=1e-6)
 
@@ -56,7 +57,7 @@ def test_full_steps_keep_non_finite_weights():
     X = np.ones((3, 2, 4))
     W = np.full((4, 2), 0.1)
     W[0, 0] = np.nan
-    sgd_kernel.full_steps(X, np.zeros((3, 2)), W, 0.01)
+    sgd_kernel.full_steps(X, np.zeros((3, 2)), W, 0.01, np.nan)
     assert np.isnan(W).all()
 
 
@@ -141,3 +142,28 @@ def test_loop_seed_independent_of_seed_count():
         torch.set_num_threads(threads)
     assert torch.equal(together.W[0], single.W[0])
     assert not torch.equal(together.W[1], single.W[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch, width", [(1, 16), (4, 8)])
+def test_loop_run_independent_of_calls(dtype, batch, width):
+    """A run split into odd step() calls, on 1 or 2 threads, takes bitwise
+    the same steps as one call."""
+    config = Config.create(d=256, r=4, width=width, batch=batch, steps=700, seeds=2,
+                           noise=0.2, lr=1e-4, dtype=dtype, device="cpu", method="full")
+    lam = spectrum(4, 1.0)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n_threads, splits in [(2, [700]), (2, [1, 50, 3, 300, 346]), (1, [700]),
+                                  (1, [333, 367])]:
+            torch.set_num_threads(n_threads)
+            runner = OnlineSGD(config, lam, initial_weights(config))
+            assert runner.use_kernel
+            for n in splits:
+                runner.step(n)
+            results.append(runner.W.clone())
+    finally:
+        torch.set_num_threads(threads)
+    for W in results[1:]:
+        assert torch.equal(W, results[0])

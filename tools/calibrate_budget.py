@@ -22,7 +22,7 @@ import torch
 from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
-from quadviz import budget
+from quadviz import budget, sgd_kernel
 from quadviz.config import Config
 from quadviz.experiment import flow_only
 from quadviz.reduced_sgd import ReducedSGD
@@ -30,6 +30,8 @@ from quadviz.sgd import OnlineSGD, initial_weights
 from quadviz.teacher import spectrum
 
 SGD_CASES = [
+    {"d": 8, "r": 2, "width": 1, "batch": 1, "seeds": 1, "steps": 200000},
+    {"d": 8, "r": 2, "width": 1, "batch": 1, "seeds": 8, "steps": 50000},
     {"d": 64, "r": 4, "width": 4, "batch": 1, "seeds": 1, "steps": 3000},
     {"d": 64, "r": 4, "width": 4, "batch": 32, "seeds": 3, "steps": 3000},
     {"d": 256, "r": 16, "width": 16, "batch": 32, "seeds": 3, "steps": 2000},
@@ -76,17 +78,30 @@ def _time_flow(config: Config) -> float:
     return time.perf_counter() - start
 
 
+def _compiled_full(config: Config) -> bool:
+    return config.sgd_method == "full" and sgd_kernel.uses_loop(
+        config.batch, config.d, config.width)
+
+
 def _sgd_features(config: Config) -> list[float]:
     numbers, flops = budget._sgd_step_cost(config)
     steps, points = config.num_steps, budget._output_points(config)
+    seed_steps = steps * config.seeds
     full = config.sgd_method == "full"
     return [
         steps * numbers,
         steps * flops + points * budget._measure_flops(config),
-        steps if full else 0.0,
-        0.0 if full else steps,
+        seed_steps if _compiled_full(config) else 0.0,
+        0.0 if full else seed_steps,
         points,
     ]
+
+
+def _fitted_part(config: Config, seconds: float) -> float:
+    """Seconds less the measured TorchScript step cost, which is not fitted."""
+    if config.sgd_method == "full" and not _compiled_full(config):
+        return seconds - config.num_steps * budget.SECONDS_PER_SCRIPTED_STEP
+    return seconds
 
 
 def _flow_features(config: Config) -> list[float]:
@@ -131,7 +146,8 @@ def main() -> None:
         sgd_times = [_time_sgd(c) for c in sgd_configs]
         flow_times = [_time_flow(c) for c in flow_configs]
     if not args.check:
-        sgd = _fit([_sgd_features(c) for c in sgd_configs], sgd_times)
+        sgd = _fit([_sgd_features(c) for c in sgd_configs],
+                   [_fitted_part(c, t) for c, t in zip(sgd_configs, sgd_times)])
         flow = _fit([_flow_features(c) for c in flow_configs], flow_times)
         names = (
             "SECONDS_PER_NUMBER",
