@@ -1,8 +1,8 @@
 """Compiled CPU loop for full online SGD at small steps (numba).
 
-At B = 32, d = 512, m = 64 a step's two matrix products take about 40 us,
+At B = 32, d = 512, m = 64 a step's two matrix products take 40 to 60 us,
 and the TorchScript chunk of :func:`quadviz.sgd.sgd_chunk` spends a further
-10 to 15 us on nine element-wise calls, most of it per-call dispatch. At
+10 to 50 us on nine element-wise calls, most of it per-call dispatch. At
 B = 1 nearly all of its 23 us a step is dispatch. This loop runs a chunk of
 steps for one seed in one call: the two products go to BLAS through
 ``np.dot``, and the residuals, the update of W and ||W||^2 are plain loops.
@@ -10,8 +10,9 @@ The update of W and the sum for the next step's ||W||^2 share one pass over
 W.
 
 It takes the same steps as :func:`quadviz.sgd.sgd_chunk` up to rounding:
-sums run in float64 here and in the working precision there, and the BLAS
-differs (scipy's here, torch's there).
+the residuals and ||W||^2 add up in float64 here (||W||^2 from row sums
+in W's dtype) and in the working precision there, and the BLAS differs
+(scipy's here, torch's there).
 
 Without numba, :data:`AVAILABLE` is False and callers use the TorchScript
 chunk. The app compiles this loop in the background with the others (see
