@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from conftest import (
     APP_IDLE_SELECTOR,
     OUTPUT_DIR,
@@ -58,6 +59,8 @@ LONG = {
     "method": "full",
 }
 FUZZ_URLS = 30
+# Longest wait for a fuzzed link's first chart or message.
+SHOWN_TIMEOUT_MS = 30_000
 FUZZ_SEED = 20241204
 PAGES = ["/", "/sgd", "/riccati", "/recovery"]
 SPECIAL_VALUES = [
@@ -229,8 +232,12 @@ def test_random_links_never_raise(app):
         exceptions = app.exception_texts()
         if exceptions:
             failures.append((i, url[:300], exceptions[0][:300]))
-        shown = app.page.locator(f"{PLOTLY_SELECTOR}, {ALERT_SELECTOR}").count()
-        if shown == 0:
+        # The page can look idle before its first script run has begun,
+        # so a chart or a message gets time to appear.
+        try:
+            app.page.wait_for_selector(f"{PLOTLY_SELECTOR}, {ALERT_SELECTOR}",
+                                       state="attached", timeout=SHOWN_TIMEOUT_MS)
+        except PlaywrightTimeoutError:
             failures.append((i, url[:300], "neither a chart nor a message"))
     assert failures == []
     assert app.page_errors == []
