@@ -59,7 +59,7 @@ LONG = {
     "method": "full",
 }
 FUZZ_URLS = 30
-# Longest wait for a fuzzed link's first chart or message.
+# Maximum wait for a fuzzed link's first chart or message.
 SHOWN_TIMEOUT_MS = 30_000
 FUZZ_SEED = 20241204
 PAGES = ["/", "/sgd", "/riccati", "/recovery"]
