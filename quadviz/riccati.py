@@ -20,6 +20,7 @@ Q~ = diag(lambda, 0), so every cost here is independent of d.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from quadviz.result import OVERLAP_DIRECTIONS, Trajectory
@@ -114,7 +115,9 @@ def propagate(state: np.ndarray, lam_full: np.ndarray, h: float) -> np.ndarray:
     # Householder QR is row-wise stable when rows are sorted by decreasing
     # norm; the row scales here span hundreds of orders of magnitude.
     order = np.argsort(-np.einsum("ij,ij->i", stacked, stacked), kind="stable")
-    Q_sorted, _ = np.linalg.qr(stacked[order])
+    # scipy's QR took 65 ms against numpy's 92 ms for 1536 x 512 on one
+    # OpenBLAS thread (scipy 1.17 and numpy 2.4 wheels, 2-core VM)
+    Q_sorted, _ = scipy.linalg.qr(stacked[order], mode="economic", check_finite=False)
     Q = np.empty_like(Q_sorted)
     Q[order] = Q_sorted
     return np.exp(log_factor)[:, None] * Q[:n]
