@@ -38,6 +38,7 @@ from quadviz.sgd import (
     compiled,
     ordered_sum,
     resolve_device,
+    run_seeds,
 )
 
 log = logging.getLogger(__name__)
@@ -361,12 +362,7 @@ class ReducedSGD(OnlineSGD):
                 W[s], self.lam_numpy, lr, float(self.config.noise),
             )
 
-        # the loop releases the GIL, so seeds on different threads run at once
-        if pool is None or self.config.seeds == 1:
-            for s in range(self.config.seeds):
-                run(s)
-        else:
-            list(pool.map(run, range(self.config.seeds)))
+        run_seeds(run, self.config.seeds, pool)
 
     def _torch_chunk(self, X, noise, upper, chi) -> None:
         c = self.config

@@ -276,6 +276,19 @@ def allowed_threads() -> int:
     return getattr(_THREADS, "allowed", None) or torch.get_num_threads()
 
 
+def run_seeds(run, seeds: int, pool: ThreadPoolExecutor | None) -> None:
+    """Call run(s) for every seed s, on the pool's threads where there is one.
+
+    The compiled loops release the GIL, so seeds on different threads run
+    at once.
+    """
+    if pool is None or seeds == 1:
+        for s in range(seeds):
+            run(s)
+    else:
+        list(pool.map(run, range(seeds)))
+
+
 def _draw_pool() -> ThreadPoolExecutor | None:
     """Threads for drawing several seeds' numbers at once, or None.
 
@@ -470,22 +483,22 @@ class OnlineSGD:
         steps of a chunk then run inside one call: the compiled loop of
         :mod:`quadviz.sgd_kernel` for small steps on a CPU once it is
         compiled, else the TorchScript chunk. Where the run may use two or
-        more threads (:func:`allowed_threads`), the compiled loop and the
-        TorchScript chunk at small steps run on one thread per seed while
-        another thread draws the next chunk. All orders consume the same
-        numbers.
+        more threads (:func:`allowed_threads`), the compiled loop (one thread
+        per seed) and the TorchScript chunk at small steps (one torch thread)
+        compute while another thread draws the next chunk. All orders consume
+        the same numbers.
         """
         c = self.config
         B, d = c.batch, c.d
         chunk = max(1, min(n, DRAW_ELEMENTS // (B * d)))
         work = c.seeds * B * d * c.width
         kernel = self.use_kernel and reduced_kernel.part_ready("sgd_kernel")
-        if (self.device.type == "cpu" and n > 1 and allowed_threads() > 1
-                and (kernel or work < PIPELINE_STEP_WORK)):
-            with reduced_kernel.one_blas_thread():
-                self._step_pipelined(n, chunk, kernel)
-            return
+        pipelined = (self.device.type == "cpu" and n > 1 and allowed_threads() > 1
+                     and (kernel or work < PIPELINE_STEP_WORK))
         with reduced_kernel.one_blas_thread():
+            if pipelined:
+                self._step_pipelined(n, chunk, kernel)
+                return
             for draws in self.draws.chunks(n, chunk, prefetch=False, ramp=False):
                 self._apply(*draws, kernel=kernel)
 
@@ -529,13 +542,7 @@ class OnlineSGD:
             norm2 = self._norms[s]
             self._norms[s] = sgd_kernel.full_steps(X[s].numpy(), Y[s].numpy(), W[s], lr, norm2)
 
-        pool = _draw_pool()
-        # the loop releases the GIL, so seeds on different threads run at once
-        if pool is None or self.config.seeds == 1:
-            for s in range(self.config.seeds):
-                run(s)
-        else:
-            list(pool.map(run, range(self.config.seeds)))
+        run_seeds(run, self.config.seeds, _draw_pool())
 
     def _step_pipelined(self, n: int, chunk: int, kernel: bool) -> None:
         """Run the chunks on one torch thread while the next one is drawn."""
@@ -569,7 +576,7 @@ class OnlineSGD:
         work = c.seeds * c.batch * self.W.shape[1] * c.width
         # Call progress at least every 4 DRAW_ELEMENTS drawn numbers per seed,
         # so a caller that stops in the callback is not held off for seconds
-        # by 256 steps of a large batch. Four chunks per call leave room for
+        # by CHECK_INTERVAL steps of a large batch. Four chunks per call leave room for
         # drawing the next chunk while one runs.
         per_step = c.batch * self.W.shape[1]
         interval = max(1, min(CHECK_INTERVAL, 4 * DRAW_ELEMENTS // per_step))
