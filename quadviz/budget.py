@@ -14,9 +14,10 @@ on a quiet shared 2-core x86-64 machine with the compiled loops loaded.
 Estimates are LOAD_FACTOR times the fitted cost, because a hosted demo
 shares its cores. They are estimates: on the quiet machine, measured times
 were 0.3 to 1.3 times the estimate (most near 0.5), so rerun the script on
-a new host. Until the app has compiled its numba loops (about 25 s after a
-first start), small full-path steps run in TorchScript, up to 7 times
-slower than the compiled loop at B = 1.
+a new host. Until the app has compiled its numba loops (about 15 s after
+the first start after an install), small steps run in the torch loops, up
+to 100 times slower at B = 1, so :func:`fixed_step_seconds` prices the
+loop that runs now.
 """
 
 from __future__ import annotations

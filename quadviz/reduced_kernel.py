@@ -221,8 +221,8 @@ _WARM_UP: list[threading.Thread] = []
 _WARM_UP_LOCK = threading.Lock()
 # The compiled parts in warm-up order, each with a (done, failed) pair of
 # events: the Gaussian generator of quadviz.gaussian (about 3 s to compile),
-# this module's reduced-SGD loop (about 10 s), the default path of the
-# app's scenario, and the full-SGD loop of quadviz.sgd_kernel.
+# this module's reduced-SGD loop (about 11 s), which runs the app's default
+# scenario, and the full-SGD loop of quadviz.sgd_kernel (about 2 s).
 PARTS = ("gaussian", "reduced_kernel", "sgd_kernel")
 _EVENTS = {part: (threading.Event(), threading.Event()) for part in PARTS}
 
@@ -290,10 +290,10 @@ def start_warm_up() -> None:
     off the caller's thread.
 
     A daemon thread lets a child process compile each part of :data:`PARTS`
-    into numba's disk cache, then loads it from there (about 0.4 s). The
-    generator comes first because it takes 3 s to compile against about
-    10 s for each loop. Where the cache cannot be written, the load
-    compiles in this process.
+    into numba's disk cache, then loads it from there (about 0.4 s), in the
+    order of :data:`PARTS`: the generator first because every run draws
+    with it and it compiles in about 3 s. Where the cache cannot be written,
+    the load compiles in this process.
     """
     with _WARM_UP_LOCK:
         if _WARM_UP or not AVAILABLE:

@@ -97,7 +97,7 @@ def test_seed_streams_reuse_only_free_buffers(dtype):
     while later draws reuse the arrays of released ones."""
     streams = SeedStreams(7, 2, torch.device("cpu"))
     reference = SeedStreams(7, 2, torch.device("cpu"))
-    held = streams.normal((60, 30), dtype)
+    held_draw = streams.normal((60, 30), dtype)
     view = streams.normal((60, 30), dtype)[:, 10:]
     expected_held = reference.normal((60, 30), dtype)
     expected_view = reference.normal((60, 30), dtype)[:, 10:]
@@ -107,11 +107,11 @@ def test_seed_streams_reuse_only_free_buffers(dtype):
         assert torch.equal(draw, reference.normal((size, 30), dtype))
         pointers.add(draw.data_ptr())
         del draw
-    assert torch.equal(held, expected_held)
+    assert torch.equal(held_draw, expected_held)
     assert torch.equal(view, expected_view)
     # released draws share one array instead of a fresh one per draw
     assert len(pointers) < 5
-    assert held.data_ptr() not in pointers
+    assert held_draw.data_ptr() not in pointers
 
 
 def test_seed_streams_without_numba_use_torch(monkeypatch):
@@ -196,8 +196,8 @@ def test_step_draws_ramp_and_draw_ahead(prefetch):
 
     sizes = []
     draws = StepDraws(_counting_draw(sizes))
-    taken = [X.shape[1] for X, _ in draws.chunks(256, 256, prefetch=prefetch, ramp=True)]
-    assert taken == [32, 64, 128, 32]
+    chunk_steps = [X.shape[1] for X, _ in draws.chunks(256, 256, prefetch=prefetch, ramp=True)]
+    assert chunk_steps == [32, 64, 128, 32]
     if prefetch:
         # the first chunk of the next call is drawn ahead
         draws.ahead.result()
@@ -218,8 +218,8 @@ def test_step_draws_without_ramp_keep_chunks():
     for prefetch in (True, False):
         sizes = []
         draws = StepDraws(_counting_draw(sizes))
-        taken = [X.shape[1] for X, _ in draws.chunks(200, 64, prefetch, ramp=False)]
-        assert taken == [64, 64, 64, 8]
+        chunk_steps = [X.shape[1] for X, _ in draws.chunks(200, 64, prefetch, ramp=False)]
+        assert chunk_steps == [64, 64, 64, 8]
         assert sizes == [64, 64, 64, 8]
 
 
@@ -391,7 +391,8 @@ def test_pipelined_steps_match_sequential(monkeypatch, use_kernel):
             results[n_threads] = runner.W
     finally:
         torch.set_num_threads(threads)
-    assert calls == [(200, 64, use_kernel and sgd_kernel.AVAILABLE)]
+    expected_kernel = use_kernel and sgd_kernel.AVAILABLE
+    assert calls == [(200, 64, expected_kernel)]
     torch.testing.assert_close(results[2], results[1], rtol=1e-12, atol=1e-14)
 
 
